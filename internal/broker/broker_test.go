@@ -1,0 +1,132 @@
+package broker_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/hookd/hookd/internal/broker"
+	"github.com/hookd/hookd/internal/broker/brokertest"
+	"github.com/hookd/hookd/internal/event"
+)
+
+func publish(t *testing.T, js jetstream.JetStream, m event.Meta, body string) (*jetstream.PubAck, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	msg := &nats.Msg{Subject: m.Subject(), Header: m.Header(), Data: []byte(body)}
+	return js.PublishMsg(ctx, msg, jetstream.WithMsgID(m.Delivery))
+}
+
+func TestEnsure(t *testing.T) {
+	env := brokertest.New(t)
+	ctx := context.Background()
+
+	t.Run("idempotent", func(t *testing.T) {
+		for i := 0; i < 2; i++ {
+			if err := broker.Ensure(ctx, env.JS, env.Config); err != nil {
+				t.Fatalf("ensure #%d: %v", i+2, err)
+			}
+		}
+		s, err := env.JS.Stream(ctx, broker.StreamEvents)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := s.CachedInfo().Config.MaxMsgsPerSubject; got != 1 {
+			t.Fatalf("MaxMsgsPerSubject = %d, want 1", got)
+		}
+		for _, b := range []string{broker.BucketEffects, broker.BucketState, broker.BucketSweep} {
+			if _, err := env.JS.KeyValue(ctx, b); err != nil {
+				t.Errorf("bucket %s: %v", b, err)
+			}
+		}
+	})
+
+	t.Run("partitioned subject and per-delivery dedup beyond the duplicate window", func(t *testing.T) {
+		m := event.Meta{Event: "issues", Action: "opened", Delivery: "d-1", InstallationID: 7, RepositoryID: 42, Repository: "acme/api", SecretIndex: 0}
+		ack, err := publish(t, env.JS, m, `{"a":1}`)
+		if err != nil || ack.Duplicate {
+			t.Fatalf("first publish: ack=%+v err=%v", ack, err)
+		}
+		// A different Nats-Msg-Id simulates a redelivery after JetStream's short duplicate window.
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		_, err = env.JS.PublishMsg(ctx, &nats.Msg{Subject: m.Subject(), Header: m.Header(), Data: []byte(`{"a":1}`)}, jetstream.WithMsgID("other"))
+		if !broker.IsDuplicateSubject(err) {
+			t.Fatalf("second publish of the same delivery: err=%v, want a per-subject duplicate", err)
+		}
+		raw, err := mustStream(t, env).GetLastMsgForSubject(ctx, "hookd.events.*.7.42.issues.d-1")
+		if err != nil {
+			t.Fatalf("stored subject lookup: %v", err)
+		}
+		ss, err := event.ParseStoredSubject(raw.Subject)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ss.InstallationID != 7 || ss.RepositoryID != 42 || ss.Event != "issues" || ss.Delivery != "d-1" || ss.Partition >= env.Config.Partitions {
+			t.Fatalf("stored subject parsed to %+v", ss)
+		}
+		got, err := event.MetaFromHeader(raw.Header)
+		if err != nil || got.Repository != "acme/api" || got.Action != "opened" {
+			t.Fatalf("headers round trip: %+v, %v", got, err)
+		}
+	})
+
+	t.Run("restart keeps stored events", func(t *testing.T) {
+		m := event.Meta{Event: "push", Delivery: "d-restart", InstallationID: 1, RepositoryID: 2}
+		if _, err := publish(t, env.JS, m, `{}`); err != nil {
+			t.Fatal(err)
+		}
+		env2 := env.Restart(t)
+		_, err := mustStream(t, env2).GetLastMsgForSubject(ctx, "hookd.events.*.1.2.push.d-restart")
+		if err != nil {
+			t.Fatalf("after restart: %v", err)
+		}
+		if dup, err := broker.PublishOutcome(publish(t, env2.JS, m, `{}`)); !dup || err != nil {
+			t.Fatalf("dedup after restart: duplicate=%v err=%v", dup, err)
+		}
+	})
+}
+
+func mustStream(t *testing.T, env *brokertest.Env) jetstream.Stream {
+	t.Helper()
+	s, err := env.JS.Stream(context.Background(), broker.StreamEvents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestConfigValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		mod  func(*broker.Config)
+		want string
+	}{
+		{"defaults", func(*broker.Config) {}, ""},
+		{"bad sync", func(c *broker.Config) { c.Sync = "sometimes" }, "nats.sync"},
+		{"replicas on embedded", func(c *broker.Config) { c.Replicas = 3 }, "needs a cluster"},
+		{"short max age", func(c *broker.Config) { c.MaxAge = time.Hour }, "nats.max_age"},
+		{"partitions", func(c *broker.Config) { c.Partitions = 5000 }, "nats.partitions"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var c broker.Config
+			c.Defaults()
+			tc.mod(&c)
+			err := c.Validate()
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("unexpected error: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want mention of %q", err, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,168 @@
+// Package brokertest starts real nats-servers for tests: in-process (New) or as a separate process
+// (StartProcess) for crash and restart tests. Every hookd package's tests use it; nothing mocks
+// JetStream.
+package brokertest
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/hookd/hookd/internal/broker"
+)
+
+// Env is a running in-process JetStream with hookd's topology in place.
+type Env struct {
+	Server *server.Server
+	URL    string
+	NC     *nats.Conn
+	JS     jetstream.JetStream
+	Config broker.Config
+	Dir    string
+}
+
+// New starts an in-process nats-server on a free loopback port with its store in t.TempDir(),
+// connects, and runs broker.Ensure with defaults (modified by opts). Everything stops at cleanup.
+func New(t testing.TB, opts ...func(*broker.Config)) *Env {
+	t.Helper()
+	cfg := broker.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:-1", Sync: broker.SyncInterval, Partitions: 4}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	cfg.Defaults()
+	return start(t, cfg)
+}
+
+// Restart shuts the server down (as abruptly as the embedded server allows) and starts a new
+// one on the same store directory and port; the returned Env has fresh connections.
+func (e *Env) Restart(t testing.TB) *Env {
+	t.Helper()
+	port := e.Server.Addr().(*net.TCPAddr).Port
+	e.NC.Close()
+	e.Server.Shutdown()
+	e.Server.WaitForShutdown()
+	cfg := e.Config
+	cfg.Listen = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	return start(t, cfg)
+}
+
+func start(t testing.TB, cfg broker.Config) *Env {
+	t.Helper()
+	srv, err := broker.StartEmbedded(cfg, zerolog.Nop())
+	if err != nil {
+		t.Fatalf("start nats-server: %v", err)
+	}
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	nc, err := nats.Connect(srv.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatalf("jetstream: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := broker.Ensure(ctx, js, cfg); err != nil {
+		t.Fatalf("ensure: %v", err)
+	}
+	return &Env{Server: srv, URL: srv.ClientURL(), NC: nc, JS: js, Config: cfg, Dir: cfg.DataDir}
+}
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// ServerBinary builds the nats-server binary of the module's nats-server version once per test
+// binary run and returns its path.
+func ServerBinary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "hookd-nats-server-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "nats-server")
+		cmd := exec.Command("go", "build", "-o", binPath, "github.com/nats-io/nats-server/v2")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build nats-server: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// Process is a nats-server running as its own OS process.
+type Process struct {
+	Cmd   *exec.Cmd
+	URL   string
+	Port  int
+	Store string
+	t     testing.TB
+}
+
+// StartProcess runs nats-server with JetStream as a separate process on a free port, with its
+// store in a temp dir. Kill it with Kill (SIGKILL) and bring it back with Start.
+func StartProcess(t testing.TB) *Process {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	p := &Process{Port: port, Store: t.TempDir(), URL: fmt.Sprintf("nats://127.0.0.1:%d", port), t: t}
+	p.Start()
+	t.Cleanup(func() { p.Kill() })
+	return p
+}
+
+// Start (re)starts the process on the same port and store and waits until it accepts clients.
+func (p *Process) Start() {
+	p.t.Helper()
+	p.Cmd = exec.Command(ServerBinary(p.t), "-js", "-a", "127.0.0.1", "-p", strconv.Itoa(p.Port), "-sd", p.Store)
+	if err := p.Cmd.Start(); err != nil {
+		p.t.Fatalf("start nats-server: %v", err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		nc, err := nats.Connect(p.URL, nats.Timeout(time.Second))
+		if err == nil {
+			js, _ := jetstream.New(nc)
+			_, err = js.AccountInfo(context.Background())
+			nc.Close()
+			if err == nil {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	p.t.Fatalf("nats-server process on %s not ready after 30s", p.URL)
+}
+
+// Kill sends SIGKILL and waits for the process to exit.
+func (p *Process) Kill() {
+	if p.Cmd != nil && p.Cmd.Process != nil && p.Cmd.ProcessState == nil {
+		_ = p.Cmd.Process.Kill()
+		_ = p.Cmd.Wait()
+	}
+}

@@ -1,0 +1,63 @@
+package broker
+
+import (
+	"fmt"
+	"net"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/rs/zerolog"
+)
+
+// StartEmbedded starts an in-process nats-server with JetStream and file storage under
+// cfg.DataDir/jetstream, listening on cfg.Listen, and waits until it accepts connections. The
+// caller shuts it down with Shutdown and WaitForShutdown after everything using it has stopped.
+func StartEmbedded(cfg Config, log zerolog.Logger) (*server.Server, error) {
+	host, portStr, err := net.SplitHostPort(cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("nats.listen %q: want host:port: %w", cfg.Listen, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, fmt.Errorf("nats.listen %q: bad port: %w", cfg.Listen, err)
+	}
+	if port == 0 {
+		port = server.RANDOM_PORT
+	}
+	opts := &server.Options{
+		ServerName:         "hookd-embedded",
+		Host:               host,
+		Port:               port,
+		JetStream:          true,
+		StoreDir:           filepath.Join(cfg.DataDir, "jetstream"),
+		SyncAlways:         cfg.Sync == SyncAlways,
+		SyncInterval:       cfg.SyncEvery,
+		NoSigs:             true,
+		MaxPayload:         32 << 20, // GitHub caps payloads at 25 MiB; headers come on top
+		JetStreamMaxMemory: 256 << 20,
+	}
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats-server: %w", err)
+	}
+	srv.SetLoggerV2(natsLogger{log.With().Str("component", "nats-server").Logger()}, false, false, false)
+	go srv.Start()
+	if !srv.ReadyForConnections(30 * time.Second) {
+		srv.Shutdown()
+		return nil, fmt.Errorf("embedded nats-server did not become ready on %s within 30s (is the port taken? set nats.listen)", cfg.Listen)
+	}
+	log.Info().Str("url", srv.ClientURL()).Str("store_dir", opts.StoreDir).Str("sync", cfg.Sync).Msg("embedded JetStream started")
+	return srv, nil
+}
+
+// natsLogger adapts zerolog to nats-server's logger.
+type natsLogger struct{ l zerolog.Logger }
+
+func (n natsLogger) Noticef(f string, v ...any) { n.l.Debug().Msgf(f, v...) }
+func (n natsLogger) Warnf(f string, v ...any)   { n.l.Warn().Msgf(f, v...) }
+func (n natsLogger) Fatalf(f string, v ...any)  { n.l.Error().Msgf(f, v...) }
+func (n natsLogger) Errorf(f string, v ...any)  { n.l.Error().Msgf(f, v...) }
+func (n natsLogger) Debugf(f string, v ...any)  { n.l.Trace().Msgf(f, v...) }
+func (n natsLogger) Tracef(f string, v ...any)  { n.l.Trace().Msgf(f, v...) }
