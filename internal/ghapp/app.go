@@ -1,0 +1,172 @@
+package ghapp
+
+import (
+	"context"
+	"crypto/rsa"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/bradleyfalzon/ghinstallation/v2"
+	jwt "github.com/golang-jwt/jwt/v4"
+	"github.com/google/go-github/v60/github"
+)
+
+// ErrNoCredentials is returned by New when the app id or private key is not configured; the
+// error's text is Config.MissingHint.
+var ErrNoCredentials = errors.New("GitHub App credentials missing")
+
+// Options are the open-ended parts of an App. The zero value is usable.
+type Options struct {
+	// Transport sends every request (app and installations). Default http.DefaultTransport.
+	Transport http.RoundTripper
+	// OnResponse, when set, is called with every response received: installationID is 0 for
+	// app-level (JWT) calls, including token mints. It must not read or close the body.
+	OnResponse func(installationID int64, resp *http.Response)
+	// Now is the clock for JWTs and token expiry. Default time.Now.
+	Now func() time.Time
+	// RefreshBefore is how long before its expiry an installation token is replaced. Default 5m.
+	RefreshBefore time.Duration
+}
+
+// App is hookd's GitHub App: an app-level client and cached per-installation clients. It is
+// safe for concurrent use.
+type App struct {
+	id      int64
+	baseURL *url.URL
+	opts    Options
+	app     *github.Client
+
+	mu       sync.Mutex
+	installs map[int64]*github.Client
+}
+
+// New reads the app's private key and builds its clients. No request is made: tokens are
+// minted on first use. It fails with an error wrapping ErrNoCredentials when the app id or the
+// key is not configured, and with an error naming the setting or file when they are invalid.
+func New(cfg Config, opts Options) (*App, error) {
+	cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if m := cfg.missingAPI(); len(m) > 0 {
+		return nil, fmt.Errorf("%w: set %s", ErrNoCredentials, strings.Join(m, " and "))
+	}
+	key, err := loadKey(cfg)
+	if err != nil {
+		return nil, err
+	}
+	base, err := url.Parse(cfg.APIURL)
+	if err != nil {
+		return nil, fmt.Errorf("github.api_url: %w", err)
+	}
+	if opts.Transport == nil {
+		opts.Transport = http.DefaultTransport
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.RefreshBefore <= 0 {
+		opts.RefreshBefore = 5 * time.Minute
+	}
+	a := &App{id: cfg.AppID, baseURL: base, opts: opts, installs: map[int64]*github.Client{}}
+	atr, err := ghinstallation.NewAppsTransportWithOptions(a.observe(0), cfg.AppID,
+		ghinstallation.WithSigner(&reusedJWT{appID: cfg.AppID, key: key, now: opts.Now}))
+	if err != nil {
+		return nil, fmt.Errorf("github app transport: %w", err)
+	}
+	atr.BaseURL = cfg.APIURL
+	a.app = a.client(atr)
+	return a, nil
+}
+
+func loadKey(cfg Config) (*rsa.PrivateKey, error) {
+	pem, where := []byte(cfg.PrivateKey), "github.private_key"
+	if cfg.PrivateKeyFile != "" {
+		where = "github.private_key_file " + cfg.PrivateKeyFile
+		b, err := os.ReadFile(cfg.PrivateKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("%s: cannot read the GitHub App private key: %w; check the path and that hookd may read it", where, err)
+		}
+		pem = b
+	}
+	key, err := jwt.ParseRSAPrivateKeyFromPEM(pem)
+	if err != nil {
+		return nil, fmt.Errorf("%s: not a PEM-encoded RSA private key (%v); use the .pem file from the GitHub App's settings (\"Generate a private key\")", where, err)
+	}
+	return key, nil
+}
+
+// client is a go-github client over rt with the API base URL verbatim.
+func (a *App) client(rt http.RoundTripper) *github.Client {
+	c := github.NewClient(&http.Client{Transport: rt})
+	c.BaseURL = a.baseURL
+	c.UploadURL = a.baseURL
+	return c
+}
+
+// ID is the app's id.
+func (a *App) ID() int64 { return a.id }
+
+// Client is the app-level client, authenticated with the app's JWT: /app endpoints (the app,
+// its installations, its hook config and deliveries).
+func (a *App) Client() *github.Client { return a.app }
+
+// Installation returns the client of installation id, created on first call and shared
+// afterwards. Its token is minted on its first request and refreshed before it expires.
+func (a *App) Installation(id int64) (*github.Client, error) {
+	if id <= 0 {
+		return nil, fmt.Errorf("ghapp: installation id %d: the event carries no installation (is the app installed?)", id)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	c := a.installs[id]
+	if c == nil {
+		c = a.client(&installationTransport{src: &tokenSource{app: a, id: id}, next: a.observe(id)})
+		a.installs[id] = c
+	}
+	return c, nil
+}
+
+// Token mints a new installation token narrowed to repoIDs (nil: every repository of the
+// installation) and perms (nil: every permission of the installation), e.g. a repo-scoped
+// GITHUB_TOKEN for an external command. Tokens from Token are not cached; they expire after an
+// hour.
+func (a *App) Token(ctx context.Context, installationID int64, repoIDs []int64, perms *github.InstallationPermissions) (*github.InstallationToken, error) {
+	var opts *github.InstallationTokenOptions
+	if repoIDs != nil || perms != nil {
+		opts = &github.InstallationTokenOptions{RepositoryIDs: repoIDs, Permissions: perms}
+	}
+	tok, _, err := a.app.Apps.CreateInstallationToken(ctx, installationID, opts)
+	if err != nil {
+		return nil, fmt.Errorf("create token for installation %d: %w", installationID, err)
+	}
+	return tok, nil
+}
+
+// observe is the base transport reporting responses to Options.OnResponse under id.
+func (a *App) observe(id int64) http.RoundTripper {
+	if a.opts.OnResponse == nil {
+		return a.opts.Transport
+	}
+	return observer{next: a.opts.Transport, id: id, fn: a.opts.OnResponse}
+}
+
+type observer struct {
+	next http.RoundTripper
+	id   int64
+	fn   func(int64, *http.Response)
+}
+
+func (o observer) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := o.next.RoundTrip(req)
+	if resp != nil {
+		o.fn(o.id, resp)
+	}
+	return resp, err
+}

@@ -1,0 +1,141 @@
+package ghapp
+
+import (
+	"context"
+	"crypto/rsa"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	jwt "github.com/golang-jwt/jwt/v4"
+)
+
+// JWT timing, within GitHub's rules (exp at most 10 minutes after now): iat is backdated for
+// clock drift, and a JWT is replaced jwtRenew before its exp.
+const (
+	jwtBackdate = 60 * time.Second
+	jwtLifetime = 9 * time.Minute
+	jwtRenew    = 2 * time.Minute
+)
+
+// reusedJWT is a ghinstallation.Signer that signs one JWT with the app's clock and returns it
+// until shortly before it expires, instead of signing one per request. It ignores the claims
+// ghinstallation passes (they use time.Now and a 2-minute life).
+type reusedJWT struct {
+	appID int64
+	key   *rsa.PrivateKey
+	now   func() time.Time
+
+	mu  sync.Mutex
+	jwt string
+	exp time.Time
+}
+
+// Sign implements ghinstallation.Signer.
+func (s *reusedJWT) Sign(jwt.Claims) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	if s.jwt != "" && now.Before(s.exp.Add(-jwtRenew)) && !now.Before(s.exp.Add(-jwtLifetime)) {
+		return s.jwt, nil
+	}
+	iat := now.Add(-jwtBackdate).Truncate(time.Second)
+	exp := now.Add(jwtLifetime).Truncate(time.Second)
+	signed, err := jwt.NewWithClaims(jwt.SigningMethodRS256, &jwt.RegisteredClaims{
+		Issuer:    strconv.FormatInt(s.appID, 10),
+		IssuedAt:  jwt.NewNumericDate(iat),
+		ExpiresAt: jwt.NewNumericDate(exp),
+	}).SignedString(s.key)
+	if err != nil {
+		return "", fmt.Errorf("sign app JWT: %w", err)
+	}
+	s.jwt, s.exp = signed, exp
+	return signed, nil
+}
+
+// tokenSource holds one installation's token: minted on first use, reused, replaced
+// RefreshBefore ahead of its expiry or when GitHub rejects it.
+type tokenSource struct {
+	app *App
+	id  int64
+
+	mu      sync.Mutex
+	token   string
+	expires time.Time
+}
+
+// Token returns a valid token, minting one when there is none or it is about to expire.
+// fresh reports whether it was minted by this call.
+func (s *tokenSource) Token(ctx context.Context) (token string, fresh bool, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.token != "" && s.app.opts.Now().Before(s.expires.Add(-s.app.opts.RefreshBefore)) {
+		return s.token, false, nil
+	}
+	tok, _, err := s.app.app.Apps.CreateInstallationToken(ctx, s.id, nil)
+	if err != nil {
+		return "", false, fmt.Errorf("installation %d: mint token: %w", s.id, err)
+	}
+	s.token, s.expires = tok.GetToken(), tok.GetExpiresAt().Time
+	return s.token, true, nil
+}
+
+// invalidate forgets token if it is still the current one.
+func (s *tokenSource) invalidate(token string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.token == token {
+		s.token = ""
+	}
+}
+
+// installationTransport authenticates requests with the installation's token. On a 401 with a
+// cached token (revoked, or expired early by clock skew) it mints a new one and retries once,
+// when the request body can be replayed.
+type installationTransport struct {
+	src  *tokenSource
+	next http.RoundTripper
+}
+
+func (t *installationTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	token, fresh, err := t.src.Token(req.Context())
+	if err != nil {
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		return nil, err
+	}
+	resp, err := t.next.RoundTrip(authorized(req, token))
+	if err != nil || resp.StatusCode != http.StatusUnauthorized || fresh || (req.Body != nil && req.GetBody == nil) {
+		return resp, err
+	}
+	t.src.invalidate(token)
+	token, _, terr := t.src.Token(req.Context())
+	if terr != nil {
+		return resp, nil // the 401 says more than the failed mint
+	}
+	retry := authorized(req, token)
+	if req.GetBody != nil {
+		body, berr := req.GetBody()
+		if berr != nil {
+			return resp, nil
+		}
+		retry.Body = body
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return t.next.RoundTrip(retry)
+}
+
+// authorized is a copy of req carrying token (RoundTrippers must not modify their request).
+func authorized(req *http.Request, token string) *http.Request {
+	r := req.Clone(req.Context())
+	r.Header.Set("Authorization", "token "+token)
+	if r.Header.Get("Accept") == "" {
+		r.Header.Set("Accept", "application/vnd.github.v3+json")
+	}
+	return r
+}
