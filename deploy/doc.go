@@ -1,0 +1,21 @@
+// Package deploy holds the container image, compose file and Helm chart; its tests check them
+// statically.
+//
+// It has no Go API. The files it owns:
+//
+//	Dockerfile                       the production image (distroless, non-root); --target alpine for a shell and a HEALTHCHECK
+//	Dockerfile.agents                hookd plus sh, curl, git, jq and examples/agents, for rules that run commands
+//	*.dockerignore                   BuildKit's per-Dockerfile ignore files (the build context is the repository root)
+//	compose/                         Docker Compose: one hookd on embedded JetStream, or (profile cluster) 3 NATS + 2 hookd + Caddy
+//	helm/hookd/                      the Helm chart: split or combined Deployments, Ingress, PDBs, ServiceMonitor, NetworkPolicy, NATS dependency
+//
+// The tests need neither docker nor helm. They parse the files and hold them to hookd's fixed
+// interface: every HOOKD_* variable the files (and docs/DEPLOY.md) use is one hookd reads; the
+// image builds ./cmd/hookd with the version stamp and runs as a non-root user; every file the
+// build needs survives the .dockerignore; the compose cluster's URLs, replicas, routes and
+// upstreams agree with its services; the chart's probes point at /healthz and /readyz, its
+// templates parse as Go templates with Helm's function names, every .Values path they read
+// exists in values.yaml, and every template they include is defined; and the configuration
+// files shipped with compose and the chart load with hookd's own config loader. How to deploy
+// is docs/DEPLOY.md.
+package deploy
