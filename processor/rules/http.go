@@ -1,0 +1,135 @@
+package rules
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hookd/hookd/planner"
+)
+
+var errHTTPTimeout = errors.New("http step timed out")
+
+// httpRequest sends the rule's request. 2xx is success; 5xx and 429 are transient (honouring
+// Retry-After), other statuses permanent; network errors and timeouts transient.
+func (r *Rule) httpRequest(ctx context.Context, data *TemplateData, deps Deps) (HTTPOutput, error) {
+	h := r.cfg.HTTP
+	req, where, err := r.buildRequest(data)
+	if err != nil {
+		return HTTPOutput{}, err
+	}
+	ctx, cancel := context.WithTimeoutCause(ctx, h.Timeout, errHTTPTimeout)
+	defer cancel()
+	req = req.WithContext(ctx)
+	client := deps.HTTPClient
+	if client == nil {
+		client = &http.Client{}
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		if errors.Is(context.Cause(ctx), errHTTPTimeout) {
+			return HTTPOutput{}, planner.Transient(fmt.Errorf("%s: no response within %s (raise http.timeout if it needs longer)", where, h.Timeout))
+		}
+		if ctx.Err() != nil {
+			return HTTPOutput{}, fmt.Errorf("%s: %w", where, ctx.Err())
+		}
+		return HTTPOutput{}, planner.Transient(fmt.Errorf("%s: %w", where, scrubURLError(err)))
+	}
+	defer resp.Body.Close()
+	limit := r.opts.MaxHTTPBody
+	b, err := io.ReadAll(io.LimitReader(resp.Body, int64(limit)+1))
+	if err != nil {
+		return HTTPOutput{}, planner.Transient(fmt.Errorf("%s: read the response: %w", where, err))
+	}
+	out := HTTPOutput{Status: resp.StatusCode}
+	if len(b) > limit {
+		b, out.Truncated = b[:limit], true
+	}
+	out.Body = string(b)
+	if !out.Truncated && json.Valid(b) {
+		_ = json.Unmarshal(b, &out.JSON)
+	}
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		return out, nil
+	}
+	err = fmt.Errorf("%s: status %d: %s", where, resp.StatusCode, bodySnippet(out.Body))
+	switch {
+	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
+		if secs, perr := strconv.Atoi(resp.Header.Get("Retry-After")); perr == nil && secs > 0 {
+			return out, planner.RetryAfter(err, time.Duration(secs)*time.Second)
+		}
+		return out, planner.Transient(err)
+	default:
+		return out, planner.Permanent(err)
+	}
+}
+
+// buildRequest renders the request; where names it for errors without query or credentials.
+func (r *Rule) buildRequest(data *TemplateData) (*http.Request, string, error) {
+	h := r.cfg.HTTP
+	raw, err := render(r.httpURL, data)
+	if err != nil {
+		return nil, "", planner.Permanent(err)
+	}
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, "", planner.Permanent(fmt.Errorf("rules[%s].http.url: rendered %q is not an http(s) URL", r.cfg.Name, safeURL(u)))
+	}
+	where := h.Method + " " + safeURL(u)
+	body, err := render(r.httpBody, data)
+	if err != nil {
+		return nil, "", planner.Permanent(err)
+	}
+	req, err := http.NewRequest(h.Method, u.String(), strings.NewReader(body))
+	if err != nil {
+		return nil, "", planner.Permanent(fmt.Errorf("rules[%s].http: %w", r.cfg.Name, err))
+	}
+	for k, t := range r.httpHeaders {
+		v, err := render(t, data)
+		if err != nil {
+			return nil, "", planner.Permanent(err)
+		}
+		req.Header.Set(k, v)
+	}
+	if req.Header.Get("User-Agent") == "" {
+		req.Header.Set("User-Agent", "hookd")
+	}
+	return req, where, nil
+}
+
+// safeURL is u without user info and query, for messages.
+func safeURL(u *url.URL) string {
+	if u == nil {
+		return ""
+	}
+	c := *u
+	c.User, c.RawQuery, c.Fragment = nil, "", ""
+	return c.String()
+}
+
+// scrubURLError drops the URL (which may carry a query secret) from a client error.
+func scrubURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+func bodySnippet(s string) string {
+	s = strings.TrimSpace(s)
+	if len(s) > 512 {
+		s = tplTrunc(512, s) + "…"
+	}
+	if s == "" {
+		return "(empty body)"
+	}
+	return s
+}

@@ -1,0 +1,145 @@
+package rules
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hookd/hookd/planner"
+)
+
+func TestHTTP(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	type seen struct {
+		method, path, ctype, body string
+	}
+	server := func(t *testing.T, status int, hdr map[string]string, body string) (*httptest.Server, chan seen) {
+		ch := make(chan seen, 1)
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			b, _ := io.ReadAll(r.Body)
+			ch <- seen{r.Method, r.URL.Path, r.Header.Get("Content-Type"), string(b)}
+			for k, v := range hdr {
+				w.Header().Set(k, v)
+			}
+			w.WriteHeader(status)
+			_, _ = io.WriteString(w, body)
+		}))
+		t.Cleanup(srv.Close)
+		return srv, ch
+	}
+	rule := func(t *testing.T, url string, opts Options) *Rule {
+		return load(t, fmt.Sprintf(`
+rules:
+  - name: ask
+    on: [issues]
+    http:
+      method: POST
+      url: '%s/api/generate'
+      headers: {Content-Type: application/json}
+      body: '{"model":"m","prompt":{{ json .Payload.issue.title }},"stream":false}'
+      timeout: 2s
+`, url), opts).Rule("ask")
+	}
+
+	t.Run("2xx captures status, body and JSON", func(t *testing.T) {
+		t.Parallel()
+		srv, ch := server(t, 200, map[string]string{"Content-Type": "application/json"}, `{"response":"a <b> bug","done":true}`)
+		res, err := rule(t, srv.URL, Options{}).Execute(ctx, input(t, "issues.opened", nil), Deps{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := <-ch
+		if got.method != "POST" || got.path != "/api/generate" || got.ctype != "application/json" ||
+			got.body != `{"model":"m","prompt":"Spelling error in the README file","stream":false}` {
+			t.Errorf("request %+v", got)
+		}
+		h := res.HTTP
+		if h.Status != 200 || h.JSON.(map[string]any)["response"] != "a <b> bug" || h.Body == "" {
+			t.Errorf("result %+v", h)
+		}
+	})
+
+	for name, tc := range map[string]struct {
+		status int
+		hdr    map[string]string
+		class  planner.Class
+		wait   time.Duration
+	}{
+		"5xx is transient":                {503, nil, planner.TransientClass, 0},
+		"429 with Retry-After waits":      {429, map[string]string{"Retry-After": "7"}, planner.TransientClass, 7 * time.Second},
+		"4xx is permanent":                {404, nil, planner.PermanentClass, 0},
+		"422 is permanent":                {422, nil, planner.PermanentClass, 0},
+		"500 with Retry-After is honored": {500, map[string]string{"Retry-After": "3"}, planner.TransientClass, 3 * time.Second},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			srv, _ := server(t, tc.status, tc.hdr, `{"error":"model not found"}`)
+			res, err := rule(t, srv.URL, Options{}).Execute(ctx, input(t, "issues.opened", nil), Deps{})
+			if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("status %d: {\"error\":\"model not found\"}", tc.status)) {
+				t.Fatalf("err %v", err)
+			}
+			if c, w := planner.Classify(err, time.Now()); c != tc.class || w != tc.wait {
+				t.Errorf("class %v wait %s", c, w)
+			}
+			if res.HTTP.Status != tc.status {
+				t.Errorf("status %d", res.HTTP.Status)
+			}
+		})
+	}
+
+	t.Run("body over the cap is truncated and not parsed", func(t *testing.T) {
+		t.Parallel()
+		srv, _ := server(t, 200, nil, `{"response":"`+strings.Repeat("x", 100)+`"}`)
+		res, err := rule(t, srv.URL, Options{MaxHTTPBody: 50}).Execute(ctx, input(t, "issues.opened", nil), Deps{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.HTTP.Body) != 50 || !res.HTTP.Truncated || res.HTTP.JSON != nil {
+			t.Errorf("result %+v", res.HTTP)
+		}
+	})
+
+	t.Run("timeout is transient", func(t *testing.T) {
+		t.Parallel()
+		release := make(chan struct{})
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		}))
+		t.Cleanup(srv.Close)
+		t.Cleanup(func() { close(release) })
+		r := load(t, "rules:\n- name: slow\n  on: [issues]\n  http: {url: '"+srv.URL+"', timeout: 200ms}\n", Options{}).Rule("slow")
+		_, err := r.Execute(ctx, input(t, "issues.opened", nil), Deps{})
+		if c, _ := planner.Classify(err, time.Now()); c != planner.TransientClass || !strings.Contains(err.Error(), "no response within 200ms") {
+			t.Fatalf("err %v class %v", err, c)
+		}
+	})
+
+	t.Run("unreachable is transient", func(t *testing.T) {
+		t.Parallel()
+		srv := httptest.NewServer(http.NotFoundHandler())
+		url := srv.URL
+		srv.Close()
+		_, err := rule(t, url, Options{}).Execute(ctx, input(t, "issues.opened", nil), Deps{})
+		if c, _ := planner.Classify(err, time.Now()); c != planner.TransientClass {
+			t.Fatalf("err %v class %v", err, c)
+		}
+	})
+
+	t.Run("rendered URL must be http", func(t *testing.T) {
+		t.Parallel()
+		r := load(t, "rules:\n- name: u\n  on: [issues]\n  http: {url: '{{ .Payload.issue.title }}'}\n", Options{}).Rule("u")
+		_, err := r.Execute(ctx, input(t, "issues.opened", nil), Deps{})
+		if c, _ := planner.Classify(err, time.Now()); c != planner.PermanentClass {
+			t.Fatalf("err %v class %v", err, c)
+		}
+	})
+}
