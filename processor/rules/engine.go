@@ -148,6 +148,7 @@ func (r *Rule) Config() RuleConfig { return r.cfg }
 type Engine struct {
 	rules   []*Rule
 	byEvent map[string][]*Rule // "event" and "event.action" → rules in configuration order
+	byName  map[string][]*Rule // "event" → reconcile: true rules listening to it with any action
 	opts    Options
 	log     zerolog.Logger
 }
@@ -167,7 +168,7 @@ func Load(cfg []RuleConfig, opts Options) (*Engine, error) {
 	if err := opts.defaults(); err != nil {
 		return nil, err
 	}
-	e := &Engine{byEvent: map[string][]*Rule{}, opts: opts, log: opts.Log}
+	e := &Engine{byEvent: map[string][]*Rule{}, byName: map[string][]*Rule{}, opts: opts, log: opts.Log}
 	rc := &regexCache{}
 	env, err := newCELEnv(rc)
 	if err != nil {
@@ -222,6 +223,16 @@ func Load(cfg []RuleConfig, opts Options) (*Engine, error) {
 		for _, ev := range dedupe(c.On) {
 			e.byEvent[ev] = append(e.byEvent[ev], r)
 		}
+		if c.Reconcile {
+			var names []string
+			for _, ev := range c.On {
+				name, _, _ := strings.Cut(ev, ".")
+				names = append(names, name)
+			}
+			for _, name := range dedupe(names) {
+				e.byName[name] = append(e.byName[name], r)
+			}
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -252,7 +263,14 @@ func (e *Engine) Rule(name string) *Rule {
 }
 
 // candidates returns the rules listening to in's event or event.action, in configuration order.
+//
+// A reconcile event (from the sweep) carries the item's current state rather than one change,
+// so it goes to every reconcile: true rule listening to its event with any action; the rule's
+// condition decides.
 func (e *Engine) candidates(in *Input) []*Rule {
+	if in.Reconcile {
+		return e.byName[in.Event]
+	}
 	a := e.byEvent[in.Event]
 	if in.Action == "" {
 		return a
@@ -326,9 +344,12 @@ func (r *Rule) match(in *Input, act *activation) (bool, string, error) {
 	return true, "", nil
 }
 
-// listens reports whether the rule listens to in's event.
+// listens reports whether the rule listens to in's event (for a reconcile event: with any action).
 func (r *Rule) listens(in *Input) bool {
 	for _, ev := range r.cfg.On {
+		if name, _, _ := strings.Cut(ev, "."); in.Reconcile && name == in.Event {
+			return true
+		}
 		if ev == in.Event || (in.Action != "" && ev == in.Event+"."+in.Action) {
 			return true
 		}

@@ -175,6 +175,11 @@ rules:
     on: [issues]
     reconcile: true
     labels: {add: [a]}
+  - name: sweep-labeled
+    on: [issues.labeled]
+    reconcile: true
+    if: 'has_label("bug")'
+    labels: {add: [a]}
   - name: bots-too
     on: [issues.opened]
     allow_bots: true
@@ -196,7 +201,7 @@ rules:
 		"issues.opened": {input(t, "issues.opened", nil),
 			[]string{"any-issue", "opened", "both-forms", "bug-label", "sweep", "bots-too", "vars"}},
 		"issues.labeled (event-only rules)": {input(t, "issues.labeled", nil),
-			[]string{"any-issue", "both-forms", "bug-label", "sweep"}},
+			[]string{"any-issue", "both-forms", "bug-label", "sweep", "sweep-labeled"}},
 		"label removed": {input(t, "issues.opened", func(p map[string]any) { setPath(p, "issue.labels", []any{}) }),
 			[]string{"any-issue", "opened", "both-forms", "sweep", "bots-too", "vars"}},
 		"command in comment": {input(t, "issue_comment.created", func(p map[string]any) {
@@ -218,7 +223,15 @@ rules:
 			setPath(p, "sender.type", "Bot")
 		}), []string{"bots-too"}},
 		"reconcile": {func() Input { in := input(t, "issues.opened", nil); in.Reconcile = true; return in }(),
-			[]string{"sweep"}},
+			[]string{"sweep", "sweep-labeled"}},
+		"reconcile reaches rules of any action of its event": {func() Input {
+			in := input(t, "issues.opened", func(p map[string]any) {
+				setPath(p, "action", "reconcile")
+				setPath(p, "issue.labels", []any{map[string]any{"name": "bug"}})
+			})
+			in.Action, in.Reconcile = "reconcile", true
+			return in
+		}(), []string{"sweep", "sweep-labeled"}},
 		"condition error counts as false": {input(t, "push", nil), []string{}},
 	} {
 		t.Run(name, func(t *testing.T) {

@@ -1,0 +1,52 @@
+package ingest_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hookd/hookd/ingest"
+)
+
+func TestConfig(t *testing.T) {
+	var d ingest.Config
+	d.Defaults()
+	if d.Addr != ":8080" || d.Path != "/webhook" || d.MaxBodyBytes != 25<<20 || d.PublishTimeout != 5*time.Second ||
+		d.ReadHeaderTimeout != 2*time.Second || d.ReadTimeout != 8*time.Second || d.HandlerTimeout != 9*time.Second ||
+		d.ShutdownTimeout != 20*time.Second || d.RetryAfter != 5*time.Second {
+		t.Fatalf("defaults: %+v", d)
+	}
+	for _, tc := range []struct {
+		name string
+		mod  func(*ingest.Config)
+		want string
+	}{
+		{"defaults", func(*ingest.Config) {}, ""},
+		{"prefix", func(c *ingest.Config) { c.PathPrefix = "/hookd" }, ""},
+		{"bad addr", func(c *ingest.Config) { c.Addr = "8080" }, "ingest.addr"},
+		{"relative path", func(c *ingest.Config) { c.Path = "webhook" }, "ingest.path"},
+		{"prefix with trailing slash", func(c *ingest.Config) { c.PathPrefix = "/hookd/" }, "ingest.path_prefix"},
+		{"path taken", func(c *ingest.Config) { c.Path = "/healthz" }, "taken"},
+		{"tiny body limit", func(c *ingest.Config) { c.MaxBodyBytes = 10 }, "ingest.max_body_bytes"},
+		{"handler timeout at GitHub's", func(c *ingest.Config) { c.HandlerTimeout = 10 * time.Second }, "GitHub Enterprise Server waits 30s"},
+		{"read timeout over handler", func(c *ingest.Config) { c.ReadTimeout = 9 * time.Second }, "ingest.read_timeout"},
+		{"publish timeout over handler", func(c *ingest.Config) { c.PublishTimeout = 9 * time.Second }, "ingest.publish_timeout"},
+		{"header timeout over read", func(c *ingest.Config) { c.ReadHeaderTimeout = 8500 * time.Millisecond }, "ingest.read_header_timeout"},
+		{"negative retry", func(c *ingest.Config) { c.RetryAfter = -time.Second }, "ingest.retry_after"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := d
+			tc.mod(&c)
+			err := c.Validate()
+			if tc.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want mention of %q", err, tc.want)
+			}
+		})
+	}
+}
