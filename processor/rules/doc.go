@@ -46,7 +46,7 @@
 //	                         keeps working past the hour; needs curl or wget
 //	GIT_TERMINAL_PROMPT=0
 //
-// Output is capped (Options.MaxStdout, default 1 MiB; Options.MaxStderr, default 256 KiB). Output
+// Output is capped (Options.MaxStdout, default 256 KiB; Options.MaxStderr, default 256 KiB). Output
 // beyond the cap is discarded and a note saying how much was cut is appended; truncation is not
 // a failure. Anything that looks like a GitHub token (ghs_..., ghp_..., github_pat_...) is
 // redacted from the output before it is used in templates, comments, logs or errors.

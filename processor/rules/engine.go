@@ -26,11 +26,11 @@ type Options struct {
 	// BaseDir resolves run.command programs given as relative paths. Default: the working
 	// directory at Load.
 	BaseDir string
-	// MaxStdout caps a command's captured standard output. Default 1 MiB.
+	// MaxStdout caps a command's captured standard output. Default 256 KiB: the recorded result must fit a NATS message (1 MiB by default on an external server) after JSON escaping.
 	MaxStdout int
 	// MaxStderr caps a command's captured standard error. Default 256 KiB.
 	MaxStderr int
-	// MaxHTTPBody caps a captured HTTP response body. Default 1 MiB.
+	// MaxHTTPBody caps a captured HTTP response body. Default 256 KiB (recorded like stdout).
 	MaxHTTPBody int
 	// Log receives warnings from Load and condition errors (debug) from Match. Default: nothing.
 	Log zerolog.Logger
@@ -38,9 +38,9 @@ type Options struct {
 
 // Default caps.
 const (
-	DefaultMaxStdout   = 1 << 20
+	DefaultMaxStdout   = 256 << 10
 	DefaultMaxStderr   = 256 << 10
-	DefaultMaxHTTPBody = 1 << 20
+	DefaultMaxHTTPBody = 256 << 10
 )
 
 func (o *Options) defaults() error {

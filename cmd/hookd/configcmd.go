@@ -1,0 +1,91 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/hookd/hookd/internal/broker"
+	"github.com/hookd/hookd/internal/config"
+	"github.com/hookd/hookd/internal/ghapp"
+)
+
+func newConfigCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "config",
+		Short: "Check the configuration or list its environment variables",
+	}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "check",
+		Short: "Load, default and validate the configuration; exit non-zero with every problem",
+		Example: `  hookd config check --config hookd.yaml
+  HOOKD_NATS_REPLICAS=3 hookd config check   # replicas > 1 need HOOKD_NATS_URL: reported`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			if err := checkConfig(cfg); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "configuration ok: roles %v, JetStream %s\n", cfg.Roles, natsWhere(cfg))
+			for _, w := range configWarnings(cfg) {
+				fmt.Fprintln(cmd.OutOrStdout(), "warning:", w)
+			}
+			return nil
+		},
+	})
+	cmd.AddCommand(&cobra.Command{
+		Use:   "env",
+		Short: "List every environment variable hookd reads and the key it overrides",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "VARIABLE\tKEY\tTYPE")
+			fmt.Fprintln(w, "HOOKD_CONFIG\t(the file itself)\tpath")
+			for _, v := range config.EnvVars(&config.Config{}) {
+				fmt.Fprintf(w, "%s\t%s\t%s\n", v.Name, v.Path, v.Type)
+			}
+			fmt.Fprintln(w, "HOOKD_GITHUB_WEBHOOK_SECRET\tgithub.webhook_secrets (comma-separated)\t[]string")
+			return w.Flush()
+		},
+	})
+	return cmd
+}
+
+func loadConfig(cmd *cobra.Command) (*config.Config, error) {
+	return config.Load(configPath(cmd), nil)
+}
+
+func natsWhere(cfg *config.Config) string {
+	if cfg.NATS.URL == "" {
+		return "embedded on " + cfg.NATS.Listen + " (store " + cfg.NATS.DataDir + ")"
+	}
+	return "at " + cfg.NATS.URL
+}
+
+// checkConfig goes beyond Validate: what can be checked without the network (the private key
+// parses).
+func checkConfig(cfg *config.Config) error {
+	if len(cfg.GitHub.Missing()) == 0 {
+		if _, err := ghapp.New(cfg.GitHub, ghapp.Options{}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// configWarnings are settings that work but deserve a second look.
+func configWarnings(cfg *config.Config) []string {
+	var w []string
+	if m := cfg.GitHub.Missing(); len(m) > 0 {
+		w = append(w, "GitHub App credentials missing ("+strings.Join(m, ", ")+"): "+cfg.GitHub.MissingHint())
+	}
+	if cfg.NATS.URL == "" && cfg.NATS.Sync == broker.SyncInterval {
+		w = append(w, "nats.sync is interval: a power loss can lose deliveries acknowledged in the last "+cfg.NATS.SyncEvery.String()+" (the sweep's redelivery brings them back)")
+	}
+	return w
+}

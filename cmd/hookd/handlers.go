@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/go-github/v60/github"
+	"github.com/rs/zerolog"
+
+	"github.com/hookd/hookd/internal/ghapp"
+	"github.com/hookd/hookd/processor"
+	"github.com/hookd/hookd/processor/rules"
+)
+
+// handlerDeps are what the built-in handlers may use.
+type handlerDeps struct {
+	log zerolog.Logger
+}
+
+// registerHandlers is hookd's list of Go handlers, read top to bottom. To add one, write a
+// processor.Handler (see processor/example_handler_test.go) and add a line here.
+func registerHandlers(mux *processor.Mux, d handlerDeps) error {
+	return errors.Join(
+		mux.Handle("audit", processor.On("*"), auditHandler(d.log)),
+	)
+}
+
+// auditHandler logs one line per handled event with its tenant: the trail of what hookd did.
+func auditHandler(log zerolog.Logger) processor.HandlerFunc {
+	return func(ctx context.Context, ev *processor.Event) error {
+		log.Info().Str("tenant", ev.Tenant.String()).Str("delivery", ev.Meta.Delivery).
+			Str("event", ev.Meta.Event).Str("action", ev.Meta.Action).Str("sender", ev.Meta.Sender).
+			Msg("event handled")
+		return nil
+	}
+}
+
+// tokenSource gives rules' commands installation tokens narrowed to one repository.
+type tokenSource struct{ gh *ghapp.App }
+
+func (t tokenSource) Token(ctx context.Context, installationID int64, repoIDs []int64, perms map[string]string) (string, time.Time, error) {
+	var p *github.InstallationPermissions
+	if len(perms) > 0 {
+		b, err := json.Marshal(perms)
+		if err != nil {
+			return "", time.Time{}, err
+		}
+		p = new(github.InstallationPermissions)
+		if err := json.Unmarshal(b, p); err != nil {
+			return "", time.Time{}, fmt.Errorf("run.permissions %v: %w", perms, err)
+		}
+	}
+	tok, err := t.gh.Token(ctx, installationID, repoIDs, p)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	return tok.GetToken(), tok.GetExpiresAt().Time, nil
+}
+
+// registerRules makes every configured rule a processor handler of its own.
+func registerRules(ctx context.Context, mux *processor.Mux, a *app) error {
+	if len(a.cfg.Rules) == 0 {
+		return nil
+	}
+	log := a.log.With().Str("component", "rules").Logger()
+	e, err := rules.Load(a.cfg.Rules, rules.Options{BotLogin: a.cfg.Processor.BotLogin, BaseDir: a.cfg.RulesDir, Log: log})
+	if err != nil {
+		return err
+	}
+	d := rules.HandlerDeps{Tokens: tokenSource{a.gh}, Log: log}
+	for _, r := range a.cfg.Rules {
+		if r.Concurrency > 0 {
+			sem, err := rules.NewKVSemaphore(ctx, a.js, rules.SemaphoreConfig{Replicas: a.cfg.NATS.Replicas}, log)
+			if err != nil {
+				return fmt.Errorf("rules concurrency: %w", err)
+			}
+			d.Semaphore = sem
+			break
+		}
+	}
+	return rules.Register(mux, e, d)
+}

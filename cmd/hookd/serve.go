@@ -1,0 +1,279 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/hookd/hookd/ingest"
+	"github.com/hookd/hookd/internal/broker"
+	"github.com/hookd/hookd/internal/config"
+	"github.com/hookd/hookd/internal/event"
+	"github.com/hookd/hookd/internal/ghapp"
+	"github.com/hookd/hookd/planner"
+	"github.com/hookd/hookd/processor"
+)
+
+func newServeCmd() *cobra.Command {
+	var roles []string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run hookd: webhook endpoint, processor and sweeps",
+		Long: `serve runs hookd until SIGINT or SIGTERM, then drains in-flight work within
+shutdown_timeout.
+
+By default it starts an embedded nats-server with JetStream (file storage under data_dir,
+listening on 127.0.0.1:4222 so that 'hookd dlq', 'hookd status' and the nats CLI can reach it).
+With HOOKD_NATS_URL it joins an external NATS instead; run several replicas against one NATS
+cluster to scale out.
+
+Without GitHub App credentials serve still starts: it logs what is missing, keeps /healthz up
+and answers 503 on /readyz and /webhook until you provide them.`,
+		Example: `  # everything in one process, embedded JetStream under ./data
+  HOOKD_GITHUB_APP_ID=12345 HOOKD_GITHUB_PRIVATE_KEY_FILE=app.pem \
+  HOOKD_GITHUB_WEBHOOK_SECRET=s3cret hookd serve
+
+  # ingest only, joining a NATS cluster (scale ingest apart from processors)
+  HOOKD_NATS_URL=nats://n1:4222,nats://n2:4222,nats://n3:4222 HOOKD_NATS_REPLICAS=3 \
+  hookd serve --roles ingest`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			if cmd.Flags().Changed("roles") {
+				cfg.Roles = roles
+				if err := cfg.Validate(); err != nil {
+					return err
+				}
+			}
+			log := newLogger(cfg.Log, cmd.ErrOrStderr())
+			a, err := newApp(cmd.Context(), cfg, log, appOptions{})
+			if err != nil {
+				return err
+			}
+			return a.Run(cmd.Context())
+		},
+	}
+	cmd.Flags().StringSliceVar(&roles, "roles", nil, "roles to run: ingest, process, sweep (default all; env HOOKD_ROLES)")
+	return cmd
+}
+
+// appOptions are what tests and the demo change about an app.
+type appOptions struct {
+	// Listener replaces listening on http.addr (tests listen on 127.0.0.1:0).
+	Listener net.Listener
+	// Handlers registers extra Go handlers (tests, demo) after the built-in ones.
+	Handlers func(*processor.Mux) error
+	// Registry replaces the process's Prometheus registry.
+	Registry *prometheus.Registry
+}
+
+// app is one hookd process, assembled by hand from its parts.
+type app struct {
+	cfg   *config.Config
+	log   zerolog.Logger
+	reg   *prometheus.Registry
+	nats  *server.Server // the embedded server; nil with an external NATS
+	nc    *nats.Conn
+	js    jetstream.JetStream
+	gh    *ghapp.App // nil without credentials
+	http  *ingest.Server
+	sched *planner.Scheduler // nil without credentials
+	ln    net.Listener
+}
+
+// newApp connects to (or starts) JetStream, ensures the topology and builds every part the roles
+// ask for. Errors here stop the process with a message naming the setting.
+func newApp(ctx context.Context, cfg *config.Config, log zerolog.Logger, o appOptions) (a *app, err error) {
+	a = &app{cfg: cfg, log: log, reg: o.Registry, ln: o.Listener}
+	if a.reg == nil {
+		a.reg = prometheus.NewRegistry()
+		a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	self := a
+	defer func() {
+		if err != nil {
+			self.Close()
+		}
+	}()
+
+	url := cfg.NATS.URL
+	if url == "" {
+		if a.nats, err = broker.StartEmbedded(cfg.NATS, log); err != nil {
+			return nil, err
+		}
+		url = a.nats.ClientURL()
+	}
+	if a.nc, err = broker.Connect(ctx, url, cfg.NATS, "hookd", log); err != nil {
+		return nil, err
+	}
+	if a.js, err = jetstream.New(a.nc); err != nil {
+		return nil, err
+	}
+	ectx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := broker.Ensure(ectx, a.js, cfg.NATS); err != nil {
+		return nil, fmt.Errorf("%w (with an external NATS: is JetStream enabled, and are there nats.replicas=%d servers?)", err, cfg.NATS.Replicas)
+	}
+
+	var ready []func(context.Context) error
+	var missing []string
+	for _, m := range cfg.GitHub.Missing() {
+		// Only the ingest role verifies deliveries; processors and sweeps need no webhook secret.
+		if strings.HasPrefix(m, "github.webhook_secrets") && !cfg.HasRole(config.RoleIngest) {
+			continue
+		}
+		missing = append(missing, m)
+	}
+	if len(missing) > 0 {
+		msg := "GitHub App credentials missing: " + strings.Join(missing, ", ") +
+			"; set them in the config file's github section or in the environment (values from the GitHub App's settings page)"
+		log.Error().Strs("missing", missing).Msg(msg + "; /readyz answers 503 until then")
+		ready = append(ready, func(context.Context) error { return errors.New(msg) })
+	}
+	if cfg.GitHub.CanCallAPI() {
+		if a.gh, err = ghapp.New(cfg.GitHub, ghapp.Options{}); err != nil {
+			return nil, err
+		}
+		var installs []planner.Installation
+		err = retryOnce(ctx, cfg.Retry, log.With().Str("task", "preflight:installations").Logger(), func(ctx context.Context) (err error) {
+			if cfg.Processor.BotLogin == "" {
+				// The app's own bot is "<slug>[bot]": events it sends must not trigger rules.
+				app, _, err := a.gh.Client().Apps.Get(ctx, "")
+				if err != nil {
+					return explainAppError(err, a.gh.ID())
+				}
+				cfg.Processor.BotLogin = app.GetSlug() + "[bot]"
+			}
+			installs, err = discoverInstallations(ctx, a.gh)
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("preflight:installations: %w", err)
+		}
+		specs, err := a.specs(ctx, o)
+		if err != nil {
+			return nil, err
+		}
+		plan, err := (planner.Planner{Specs: specs, Tenants: cfg.Tenants}).Plan(installs)
+		if err != nil {
+			return nil, err
+		}
+		for _, ex := range plan.Excluded {
+			log.Warn().Str("tenant", ex.Tenant.String()).Str("reason", ex.Reason).Msg("tenant excluded")
+		}
+		sc := cfg.Scheduler
+		sc.Policy, sc.Log, sc.Registerer = cfg.Retry, log, a.reg
+		if a.sched, err = planner.NewScheduler(plan, sc); err != nil {
+			return nil, err
+		}
+		ready = append(ready, func(context.Context) error {
+			if !a.sched.PreflightsPassed() {
+				return errors.New("preflights have not passed yet")
+			}
+			return nil
+		})
+	}
+
+	secrets := cfg.GitHub.WebhookSecrets
+	if a.http, err = ingest.New(cfg.HTTP, ingest.Deps{
+		JetStream:  a.js,
+		Conn:       a.nc,
+		Secrets:    secrets,
+		Log:        log.With().Str("component", "ingest").Logger(),
+		Registerer: a.reg,
+		Gatherer:   a.reg,
+		Ready:      ready,
+		Webhook:    cfg.HasRole(config.RoleIngest),
+	}); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// specs are the task specs of this process's roles: preflights, the processor as a service, the
+// sweeps.
+func (a *app) specs(ctx context.Context, o appOptions) ([]planner.Spec, error) {
+	specs := preflightSpecs(a.gh)
+	if a.cfg.HasRole(config.RoleProcess) {
+		mux := &processor.Mux{}
+		if err := registerHandlers(mux, handlerDeps{log: a.log}); err != nil {
+			return nil, err
+		}
+		if err := registerRules(ctx, mux, a); err != nil {
+			return nil, err
+		}
+		if o.Handlers != nil {
+			if err := o.Handlers(mux); err != nil {
+				return nil, err
+			}
+		}
+		plog := a.log
+		proc, err := processor.New(a.cfg.Processor, processor.Deps{
+			JS: a.js, Mux: mux, Clients: a.gh, Log: &plog, Registerer: a.reg, Partitions: a.cfg.NATS.Partitions,
+		})
+		if err != nil {
+			return nil, err
+		}
+		specs = append(specs, planner.Spec{
+			Phase: planner.PhaseWorker, Resource: "process", Scope: planner.Global, Kind: planner.Service,
+			Run: func(ctx context.Context, _ event.Tenant) error { return proc.Run(ctx) },
+		})
+	}
+	return specs, nil
+}
+
+// Run serves until ctx ends, then drains: the HTTP server stops accepting and finishes in-flight
+// publishes while the scheduler drains its workers; JetStream closes last.
+func (a *app) Run(ctx context.Context) error {
+	defer a.Close()
+	a.log.Info().Strs("roles", a.cfg.Roles).Str("version", version).Msg("hookd serving")
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if a.ln != nil {
+			return a.http.Serve(gctx, a.ln)
+		}
+		return a.http.Run(gctx)
+	})
+	if a.sched != nil {
+		g.Go(func() error { return a.sched.Run(gctx) })
+	}
+	err := g.Wait()
+	if err != nil && !errors.Is(err, context.Canceled) {
+		a.log.Error().Err(err).Msg("hookd stopped with an error")
+		return err
+	}
+	a.log.Info().Msg("hookd stopped")
+	return nil
+}
+
+// Close releases the connection and stops the embedded server.
+func (a *app) Close() {
+	if a.nc != nil {
+		_ = a.nc.Drain()
+		a.nc.Close()
+		a.nc = nil
+	}
+	if a.nats != nil {
+		a.nats.Shutdown()
+		a.nats.WaitForShutdown()
+		a.nats = nil
+	}
+}
+
+// URL is the NATS URL clients of this process's JetStream use.
+func (a *app) natsURL() string { return strings.TrimSpace(a.nc.ConnectedUrl()) }

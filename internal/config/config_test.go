@@ -1,0 +1,102 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func envMap(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func writeFile(t *testing.T, s string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "hookd.yaml")
+	if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestLoad(t *testing.T) {
+	t.Parallel()
+	t.Run("defaults without file", func(t *testing.T) {
+		c, err := Load("", envMap(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.DataDir != "./data" || c.NATS.DataDir != "./data" || len(c.Roles) != 3 || c.Log.Format != "json" {
+			t.Fatalf("defaults: %+v", c)
+		}
+	})
+	t.Run("env overrides file", func(t *testing.T) {
+		p := writeFile(t, "data_dir: /from/file\nnats:\n  partitions: 8\n  max_age: 120h\nlog:\n  level: debug\n")
+		c, err := Load(p, envMap(map[string]string{
+			"HOOKD_DATA_DIR":      "/from/env",
+			"HOOKD_NATS_URL":      "nats://a:4222,nats://b:4222",
+			"HOOKD_NATS_REPLICAS": "3",
+			"HOOKD_RETRY_MAX":     "10m",
+			"HOOKD_ROLES":         "ingest, process",
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.DataDir != "/from/env" || c.NATS.URL != "nats://a:4222,nats://b:4222" || c.NATS.Replicas != 3 ||
+			c.NATS.Partitions != 8 || c.NATS.MaxAge != 120*time.Hour || c.Log.Level != "debug" || c.Retry.Max != 10*time.Minute ||
+			strings.Join(c.Roles, ",") != "ingest,process" {
+			t.Fatalf("merged config: %+v", c)
+		}
+	})
+	for _, tc := range []struct {
+		name, file string
+		env        map[string]string
+		want       []string
+	}{
+		{"unknown key", "nats:\n  partitons: 3\n", nil, []string{"partitons"}},
+		{"bad yaml", "nats: [\n", nil, []string{"config file"}},
+		{"bad env duration", "", map[string]string{"HOOKD_RETRY_MAX": "soon"}, []string{"HOOKD_RETRY_MAX", "duration"}},
+		{"bad env int", "", map[string]string{"HOOKD_NATS_REPLICAS": "three"}, []string{"HOOKD_NATS_REPLICAS", "integer"}},
+		{"several problems at once", "roles: [web]\nlog:\n  format: xml\n", nil, []string{"roles", "log.format"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := ""
+			if tc.file != "" {
+				p = writeFile(t, tc.file)
+			}
+			_, err := Load(p, envMap(tc.env))
+			if err == nil {
+				t.Fatal("want an error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+	t.Run("missing file", func(t *testing.T) {
+		_, err := Load(filepath.Join(t.TempDir(), "nope.yaml"), envMap(nil))
+		if err == nil || !strings.Contains(err.Error(), "HOOKD_CONFIG") {
+			t.Fatalf("err = %v", err)
+		}
+	})
+}
+
+func TestEnvVars(t *testing.T) {
+	t.Parallel()
+	var c Config
+	names := map[string]string{}
+	for _, v := range EnvVars(&c) {
+		names[v.Name] = v.Path
+	}
+	for name, path := range map[string]string{
+		"HOOKD_NATS_URL": "nats.url", "HOOKD_DATA_DIR": "data_dir", "HOOKD_LOG_LEVEL": "log.level", "HOOKD_LOG_FORMAT": "log.format",
+	} {
+		if names[name] != path {
+			t.Errorf("%s maps to %q, want %q", name, names[name], path)
+		}
+	}
+}

@@ -1,0 +1,678 @@
+package processor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/hookd/hookd/internal/broker"
+	"github.com/hookd/hookd/internal/event"
+)
+
+// item is one delivered message held by this replica.
+type item struct {
+	mu      sync.Mutex // serialises ack verbs: no "in progress" after the final verb
+	msg     jetstream.Msg
+	settled bool
+
+	seq       uint64 // stream sequence: the order within a tenant
+	delivered uint64 // NumDelivered of this delivery
+	meta      event.Meta
+	subject   event.StoredSubject
+	bad       error // undecodable headers or subject: dead-lettered when its turn comes
+	tenant    event.Tenant
+	key       string // tenant key
+	partition int
+}
+
+// progress tells the server the item is still being worked on, unless it was settled.
+func (it *item) progress() {
+	it.mu.Lock()
+	defer it.mu.Unlock()
+	if !it.settled {
+		_ = it.msg.InProgress()
+	}
+}
+
+// tenantQ is one tenant's events held by this replica, strictly serial.
+type tenantQ struct {
+	key     string
+	queue   []*item              // waiting, sorted by seq
+	running *item                // at most one
+	out     map[uint64]time.Time // handed back (retry or overflow), awaiting re-delivery → give-up time
+	inReady bool
+}
+
+func (t *tenantQ) minOut() (uint64, time.Time) {
+	var seq uint64
+	var until time.Time
+	for s, u := range t.out {
+		if seq == 0 || s < seq {
+			seq, until = s, u
+		}
+	}
+	return seq, until
+}
+
+func (t *tenantQ) empty() bool { return t.running == nil && len(t.queue) == 0 && len(t.out) == 0 }
+
+// PartitionConsumer handles one partition of the events stream: it keeps the partition's durable
+// pull consumer, receives its events if this replica is the pinned client, queues them per
+// tenant and runs the tenants on the processor's shared worker pool. Run it once.
+type PartitionConsumer struct {
+	p        *Processor
+	n        int
+	name     string // durable consumer name
+	label    string // metrics label
+	log      zerolog.Logger
+	fences   *fences
+	fenceMu  sync.Mutex // serialises fence writes of this partition
+	wake     chan struct{}
+	inflight sync.WaitGroup
+
+	mu       sync.Mutex
+	tenants  map[string]*tenantQ
+	ready    []*tenantQ // tenants that may run their head event, FIFO: round robin
+	held     int        // items queued or running
+	draining bool
+	pinID    string    // last Nats-Pin-Id seen: this replica's pin, if it is pinned
+	settle   time.Time // no event starts before this: a new pin's re-deliveries are still arriving
+	cons     jetstream.Consumer
+}
+
+// handoverSettle is how long a replica that just became the partition's pinned client waits
+// before it starts handling: the events the previous owner held come back first, all at once,
+// but not necessarily in stream order; waiting lets them be sorted into their tenants' queues.
+const handoverSettle = 200 * time.Millisecond
+
+// Partition is the partition number.
+func (pc *PartitionConsumer) Partition() int { return pc.n }
+
+// Name is the service name, "worker:consume:partition-<p>".
+func (pc *PartitionConsumer) Name() string { return "worker:consume:partition-" + strconv.Itoa(pc.n) }
+
+// ConsumerConfig is the durable consumer of partition n under cfg: explicit acks, AckWait,
+// MaxAckPending, unlimited deliveries (the processor decides when to give up), and the pinned
+// client priority policy so that one replica at a time receives the partition.
+func ConsumerConfig(cfg Config, n int) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:        consumerName(cfg, n),
+		Description:    fmt.Sprintf("hookd processor, partition %d: one pinned replica at a time", n),
+		FilterSubject:  event.PartitionSubject(n),
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        cfg.AckWait,
+		MaxDeliver:     -1,
+		MaxAckPending:  cfg.MaxAckPending,
+		PriorityPolicy: jetstream.PriorityPolicyPinned,
+		PinnedTTL:      cfg.PinnedTTL,
+		PriorityGroups: []string{PriorityGroup},
+	}
+}
+
+func consumerName(cfg Config, n int) string { return cfg.Consumer + "_" + strconv.Itoa(n) }
+
+// Run consumes the partition until ctx ends, then drains (see GUARANTEES.md "Shutdown"): it
+// stops receiving, hands back what is buffered but not started, lets running handlers finish
+// within ShutdownTimeout (then cancels them and still waits), and unpins the partition so that
+// another replica takes it at once. It returns nil after a drain; it retries NATS failures
+// itself and returns an error only when the NATS connection is closed for good.
+func (pc *PartitionConsumer) Run(ctx context.Context) error {
+	if err := pc.p.openKV(ctx); err != nil || ctx.Err() != nil {
+		return err
+	}
+	pc.fences = newFences(pc.p.states.kv, pc.n)
+	hctx, hcancel := context.WithCancel(context.WithoutCancel(ctx)) // handlers outlive ctx: second gear
+	defer hcancel()
+
+	var bg sync.WaitGroup
+	defer bg.Wait()
+	bgCtx, bgCancel := context.WithCancel(ctx)
+	defer bgCancel()
+
+	// Fences must be loaded before the first event is dispatched.
+	fencesReady := make(chan struct{})
+	bg.Go(func() { pc.watchFences(bgCtx, func() { close(fencesReady) }) })
+	select {
+	case <-fencesReady:
+	case <-ctx.Done():
+		return nil
+	}
+	dispatchDone := make(chan struct{})
+	go func() { defer close(dispatchDone); pc.dispatchLoop(ctx, hctx) }()
+	bg.Go(func() { pc.keepAliveLoop(bgCtx) })
+
+	err := pc.consumeLoop(ctx)
+	<-dispatchDone
+	pc.drain(hcancel)
+	return err
+}
+
+// consumeLoop (re)creates the consumer and consumes until ctx ends.
+func (pc *PartitionConsumer) consumeLoop(ctx context.Context) error {
+	backoff := 250 * time.Millisecond
+	sleep := func() bool {
+		t := time.NewTimer(backoff)
+		defer t.Stop()
+		backoff = min(2*backoff, 5*time.Second)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+			return true
+		}
+	}
+	for {
+		if ctx.Err() != nil {
+			return nil
+		}
+		if pc.p.js.Conn().IsClosed() {
+			return fmt.Errorf("partition %d: NATS connection closed", pc.n)
+		}
+		cons, err := pc.p.js.CreateOrUpdateConsumer(ctx, broker.StreamEvents, ConsumerConfig(pc.p.cfg, pc.n))
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			pc.log.Warn().Err(err).Dur("retry_in", backoff).Msg("cannot create or update the partition consumer (is NATS up and broker.Ensure done?)")
+			if !sleep() {
+				return nil
+			}
+			continue
+		}
+		pc.mu.Lock()
+		pc.cons = cons
+		pc.mu.Unlock()
+		cc, err := cons.Consume(pc.arrive,
+			jetstream.PullMaxMessages(min(pc.p.cfg.MaxAckPending, 500)),
+			jetstream.PullExpiry(pc.p.cfg.pullExpiry()),
+			jetstream.PullPriorityGroup(PriorityGroup),
+			jetstream.ConsumeErrHandler(pc.consumeError),
+		)
+		if err != nil {
+			pc.log.Warn().Err(err).Dur("retry_in", backoff).Msg("cannot consume the partition")
+			if !sleep() {
+				return nil
+			}
+			continue
+		}
+		closed := cc.Closed()
+		backoff = 250 * time.Millisecond
+		select {
+		case <-ctx.Done():
+			pc.mu.Lock()
+			pc.draining = true
+			pc.mu.Unlock()
+			cc.Drain()
+			t := time.NewTimer(5 * time.Second)
+			select {
+			case <-closed:
+			case <-t.C:
+				cc.Stop()
+			}
+			t.Stop()
+			return nil
+		case <-closed:
+			pc.log.Warn().Msg("partition consumer stopped (deleted, or connection closed); handing back buffered events and starting again")
+			pc.release("consume stopped")
+			if !sleep() {
+				return nil
+			}
+		}
+	}
+}
+
+// consumeError handles the consumer's asynchronous errors. Losing the pin while alive (NATS
+// restarted, or this replica stalled longer than PinnedTTL) means another replica may now get
+// the partition: hand back everything not started, with fences for the running tenants.
+func (pc *PartitionConsumer) consumeError(_ jetstream.ConsumeContext, err error) {
+	if errors.Is(err, jetstream.ErrPinIDMismatch) {
+		pc.p.m.pinLost.WithLabelValues(pc.label).Inc()
+		pc.log.Warn().Msg("lost the partition's pin (NATS restart or a stall longer than processor.pinned_ttl); handing back buffered events")
+		pc.release("pin lost")
+		return
+	}
+	pc.log.Debug().Err(err).Msg("pull consumer")
+}
+
+// arrive is the Consume callback: it files a message under its tenant. It never blocks on
+// handlers; back-pressure is MaxAckPending on the server and TenantBuffer per tenant.
+func (pc *PartitionConsumer) arrive(msg jetstream.Msg) {
+	it := pc.decode(msg)
+	if it == nil {
+		return
+	}
+	var overflow []*item
+	pc.mu.Lock()
+	if pid := msg.Headers().Get("Nats-Pin-Id"); pid != "" && pid != pc.pinID {
+		pc.pinID = pid
+		pc.settle = time.Now().Add(handoverSettle)
+		time.AfterFunc(handoverSettle, pc.rescan)
+		pc.log.Info().Msg("pinned: this replica now receives the partition")
+	}
+	if pc.draining {
+		pc.mu.Unlock()
+		pc.p.settle(context.Background(), pc, it, result{kind: kindRelease})
+		return
+	}
+	t := pc.tenants[it.key]
+	if t == nil {
+		t = &tenantQ{key: it.key, out: map[uint64]time.Time{}}
+		pc.tenants[it.key] = t
+	}
+	returned := false
+	switch i, found := slices.BinarySearchFunc(t.queue, it.seq, func(x *item, s uint64) int { return cmpSeq(x.seq, s) }); {
+	case t.running != nil && t.running.seq == it.seq:
+		// A re-delivery of the running event (its AckWait lapsed): the running attempt settles it.
+		pc.mu.Unlock()
+		return
+	case found:
+		t.queue[i] = it // a newer delivery of a waiting event: keep the newer handle
+	default:
+		if _, ok := t.out[it.seq]; ok {
+			delete(t.out, it.seq)
+			returned = true
+		}
+		t.queue = slices.Insert(t.queue, i, it)
+		pc.held++
+	}
+	now := time.Now()
+	for len(t.queue) > pc.p.cfg.TenantBuffer {
+		last := t.queue[len(t.queue)-1]
+		t.queue = t.queue[:len(t.queue)-1]
+		pc.held--
+		t.out[last.seq] = now.Add(pc.p.cfg.OverflowDelay + pc.grace())
+		overflow = append(overflow, last)
+	}
+	pc.markReady(t, now)
+	pc.mu.Unlock()
+
+	for _, o := range overflow {
+		pc.p.m.overflow.WithLabelValues(pc.label).Inc()
+		pc.p.settle(context.Background(), pc, o, result{kind: kindRelease, delay: pc.p.cfg.OverflowDelay})
+	}
+	if returned || len(overflow) > 0 {
+		pc.syncFence(it.key, 0)
+	}
+}
+
+func cmpSeq(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// grace is how long past its delay a handed-back event may take to come back before the tenant
+// stops waiting for it (it was dead-lettered or deleted elsewhere, or the partition moved).
+func (pc *PartitionConsumer) grace() time.Duration { return 2*pc.p.cfg.AckWait + pc.p.cfg.PinnedTTL }
+
+// decode reads a message's metadata, subject and headers. Undecodable headers are kept as an item
+// that will be dead-lettered in its turn.
+func (pc *PartitionConsumer) decode(msg jetstream.Msg) *item {
+	md, err := msg.Metadata()
+	if err != nil {
+		pc.log.Error().Err(err).Str("subject", msg.Subject()).Msg("message without JetStream metadata; handing it back")
+		_ = msg.Nak()
+		return nil
+	}
+	it := &item{msg: msg, seq: md.Sequence.Stream, delivered: md.NumDelivered, partition: pc.n}
+	ss, serr := event.ParseStoredSubject(msg.Subject())
+	meta, merr := event.MetaFromHeader(msg.Headers())
+	it.subject = ss
+	switch {
+	case merr == nil:
+		it.meta = meta
+		it.tenant = meta.Tenant()
+	case serr == nil:
+		it.bad = Permanent(fmt.Errorf("undecodable headers: %w", merr))
+		it.meta = event.Meta{Event: ss.Event, Delivery: ss.Delivery, InstallationID: ss.InstallationID, RepositoryID: ss.RepositoryID}
+		it.tenant = it.meta.Tenant()
+	default:
+		it.bad = Permanent(fmt.Errorf("undecodable message: %w", errors.Join(merr, serr)))
+	}
+	if serr == nil {
+		// The subject's ids are what the stream partitioned by.
+		it.key = event.Tenant{InstallationID: ss.InstallationID, RepositoryID: ss.RepositoryID}.Key()
+	} else {
+		it.key = it.tenant.Key()
+	}
+	return it
+}
+
+// eligible reports whether t may start its head event now. Lock held.
+func (pc *PartitionConsumer) eligible(t *tenantQ, now time.Time) bool {
+	if t.running != nil || len(t.queue) == 0 || pc.draining || now.Before(pc.settle) {
+		return false
+	}
+	head := t.queue[0].seq
+	for s := range t.out {
+		if s < head {
+			return false // an earlier event is out for a retry: wait for it
+		}
+	}
+	if f, ok := pc.fences.get(t.key); ok && f.Seq < head && now.Before(f.Until) {
+		return false // an earlier event is out, handed back by another replica or an earlier run
+	}
+	return true
+}
+
+// markReady queues t for a worker if it may run. Lock held.
+func (pc *PartitionConsumer) markReady(t *tenantQ, now time.Time) {
+	if t.inReady || !pc.eligible(t, now) {
+		if t.empty() && !t.inReady {
+			delete(pc.tenants, t.key)
+		}
+		return
+	}
+	t.inReady = true
+	pc.ready = append(pc.ready, t)
+	select {
+	case pc.wake <- struct{}{}:
+	default:
+	}
+}
+
+// rescan re-evaluates every tenant.
+func (pc *PartitionConsumer) rescan() {
+	now := time.Now()
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	for _, t := range pc.tenants {
+		pc.markReady(t, now)
+	}
+}
+
+// next pops the next tenant that may run and marks its head running. Lock held.
+func (pc *PartitionConsumer) next(now time.Time) (*tenantQ, *item) {
+	for len(pc.ready) > 0 {
+		t := pc.ready[0]
+		pc.ready[0] = nil
+		pc.ready = pc.ready[1:]
+		t.inReady = false
+		if pc.tenants[t.key] != t || !pc.eligible(t, now) {
+			continue
+		}
+		it := t.queue[0]
+		t.queue = t.queue[1:]
+		t.running = it
+		return t, it
+	}
+	return nil, nil
+}
+
+// dispatchLoop starts tenants' head events on the shared worker pool until ctx ends.
+func (pc *PartitionConsumer) dispatchLoop(ctx, hctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-pc.wake:
+		}
+		for {
+			select {
+			case pc.p.slots <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			pc.mu.Lock()
+			t, it := pc.next(time.Now())
+			pc.mu.Unlock()
+			if it == nil {
+				<-pc.p.slots
+				break
+			}
+			pc.inflight.Add(1)
+			go pc.work(hctx, t, it)
+		}
+	}
+}
+
+// work handles one event and settles it.
+func (pc *PartitionConsumer) work(ctx context.Context, t *tenantQ, it *item) {
+	defer pc.inflight.Done()
+	res := pc.p.handle(ctx, it)
+	res = pc.p.settle(ctx, pc, it, res)
+	<-pc.p.slots
+
+	now := time.Now()
+	pc.mu.Lock()
+	t.running = nil
+	pc.held--
+	if res.kind == kindRetry {
+		t.out[it.seq] = now.Add(res.delay + pc.grace())
+	}
+	pc.markReady(t, now)
+	pc.mu.Unlock()
+	var settled uint64
+	if res.kind == kindAck || res.kind == kindDead {
+		settled = it.seq
+	}
+	pc.syncFence(it.key, settled)
+}
+
+// syncFence makes tenant's fence match what this replica knows: the lowest event it handed back,
+// or nothing. A fence at or below settled (an event this replica just finished) is removed.
+func (pc *PartitionConsumer) syncFence(tenant string, settled uint64) {
+	pc.fenceMu.Lock()
+	defer pc.fenceMu.Unlock()
+	pc.mu.Lock()
+	var seq uint64
+	var until time.Time
+	if t := pc.tenants[tenant]; t != nil {
+		seq, until = t.minOut()
+	}
+	pc.mu.Unlock()
+	cur, has := pc.fences.get(tenant)
+	var want fence
+	switch {
+	case seq != 0:
+		want = fence{Seq: seq, Until: until, Owner: pc.p.id}
+	case has && (settled != 0 && cur.Seq <= settled || cur.Owner == pc.p.id):
+		// remove
+	default:
+		return
+	}
+	pc.writeFence(tenant, want)
+}
+
+// setFence writes tenant's fence (f.Seq 0: removes it).
+func (pc *PartitionConsumer) setFence(tenant string, f fence) {
+	pc.fenceMu.Lock()
+	defer pc.fenceMu.Unlock()
+	pc.writeFence(tenant, f)
+}
+
+// writeFence writes a fence; fenceMu held.
+func (pc *PartitionConsumer) writeFence(tenant string, f fence) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := pc.fences.set(ctx, tenant, f); err != nil {
+		pc.log.Warn().Err(err).Str("tenant", tenant).Msg("cannot update the tenant's ordering fence; order across a failover may not hold for it")
+	}
+}
+
+// release hands back every event held but not started, in stream order, so that the next
+// pinned replica receives them first. Tenants with a running event get a fence at that event
+// so that whoever receives their later events waits for it to settle.
+func (pc *PartitionConsumer) release(reason string) {
+	now := time.Now()
+	pc.mu.Lock()
+	var back []*item
+	fenced := map[string]fence{}
+	for key, t := range pc.tenants {
+		back = append(back, t.queue...)
+		pc.held -= len(t.queue)
+		t.queue = nil
+		if t.running != nil {
+			f := fence{Seq: t.running.seq, Until: now.Add(pc.p.cfg.HandlerTimeout + pc.grace()), Owner: pc.p.id}
+			if s, u := t.minOut(); s != 0 && s < f.Seq {
+				f.Seq, f.Until = s, u
+			}
+			fenced[key] = f
+		}
+	}
+	for _, t := range pc.ready {
+		t.inReady = false
+	}
+	pc.ready = nil
+	pc.mu.Unlock()
+	for key, f := range fenced {
+		pc.setFence(key, f)
+	}
+	slices.SortFunc(back, func(a, b *item) int { return cmpSeq(a.seq, b.seq) })
+	if len(back) > 0 {
+		pc.log.Info().Int("events", len(back)).Str("reason", reason).Msg("handing back buffered events")
+	}
+	for _, it := range back {
+		pc.p.settle(context.Background(), pc, it, result{kind: kindRelease})
+	}
+}
+
+// drain is the second half of shutdown: hand back, wait, cancel, wait, unpin.
+func (pc *PartitionConsumer) drain(hcancel context.CancelFunc) {
+	pc.mu.Lock()
+	pc.draining = true
+	pc.mu.Unlock()
+	pc.release("shutdown")
+	done := make(chan struct{})
+	go func() { pc.inflight.Wait(); close(done) }()
+	t := time.NewTimer(pc.p.cfg.ShutdownTimeout)
+	select {
+	case <-done:
+	case <-t.C:
+		pc.log.Warn().Dur("shutdown_timeout", pc.p.cfg.ShutdownTimeout).Msg("handlers still running at processor.shutdown_timeout; cancelling them")
+		hcancel()
+		<-done
+	}
+	t.Stop()
+	pc.unpin()
+}
+
+// unpin releases the partition's pin if this replica holds it, so that a survivor takes over at
+// once instead of after PinnedTTL.
+func (pc *PartitionConsumer) unpin() {
+	pc.mu.Lock()
+	pin, cons := pc.pinID, pc.cons
+	pc.mu.Unlock()
+	if pin == "" || cons == nil || pc.p.js.Conn().IsClosed() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	info, err := cons.Info(ctx)
+	if err != nil {
+		return
+	}
+	for _, g := range info.PriorityGroups {
+		if g.Group == PriorityGroup && g.PinnedClientID == pin {
+			s, err := pc.p.js.Stream(ctx, broker.StreamEvents)
+			if err == nil {
+				err = s.UnpinConsumer(ctx, pc.name, PriorityGroup)
+			}
+			if err != nil {
+				pc.log.Warn().Err(err).Msg("cannot unpin the partition; another replica takes it after processor.pinned_ttl")
+			}
+			return
+		}
+	}
+}
+
+// keepAliveLoop keeps held events alive, gives up on events that never came back, lets expired
+// fences go, and updates the gauges.
+func (pc *PartitionConsumer) keepAliveLoop(ctx context.Context) {
+	tick := time.NewTicker(pc.p.cfg.keepAlive())
+	defer tick.Stop()
+	lastInfo := time.Time{}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		pc.keepAliveOnce(time.Now())
+		if time.Since(lastInfo) >= 5*time.Second {
+			lastInfo = time.Now()
+			pc.updateLag(ctx)
+		}
+	}
+}
+
+func (pc *PartitionConsumer) keepAliveOnce(now time.Time) {
+	pc.mu.Lock()
+	var touch []*item
+	for _, t := range pc.tenants {
+		if t.running != nil {
+			touch = append(touch, t.running)
+		}
+		touch = append(touch, t.queue...)
+		for s, until := range t.out {
+			if now.After(until) {
+				pc.log.Warn().Str("tenant", t.key).Uint64("seq", s).Msg("a handed-back event did not come back; no longer holding the tenant's later events for it")
+				delete(t.out, s)
+			}
+		}
+		pc.markReady(t, now)
+	}
+	pc.p.m.buffered.WithLabelValues(pc.label).Set(float64(pc.held))
+	pc.mu.Unlock()
+	slices.SortFunc(touch, func(a, b *item) int { return cmpSeq(a.seq, b.seq) }) // re-deliveries come back in order
+	for _, it := range touch {
+		it.progress()
+	}
+	for _, key := range pc.fences.expired(now) {
+		pc.log.Warn().Str("tenant", key).Msg("ordering fence expired; its event did not come back")
+		pc.setFence(key, fence{})
+	}
+}
+
+func (pc *PartitionConsumer) updateLag(ctx context.Context) {
+	pc.mu.Lock()
+	cons := pc.cons
+	pc.mu.Unlock()
+	if cons == nil {
+		return
+	}
+	ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	info, err := cons.Info(ictx)
+	if err != nil {
+		return
+	}
+	pc.p.m.pending.WithLabelValues(pc.label).Set(float64(info.NumPending))
+	pc.p.m.ackPending.WithLabelValues(pc.label).Set(float64(info.NumAckPending))
+}
+
+// watchFences keeps the fence mirror current, restarting the watcher when it fails. loaded is
+// called once, when the first watcher has loaded the initial values.
+func (pc *PartitionConsumer) watchFences(ctx context.Context, loaded func()) {
+	loaded = sync.OnceFunc(loaded)
+	for ctx.Err() == nil {
+		err := pc.fences.watch(ctx, loaded, func(tenant string) {
+			now := time.Now()
+			pc.mu.Lock()
+			if t := pc.tenants[tenant]; t != nil {
+				pc.markReady(t, now)
+			}
+			pc.mu.Unlock()
+		})
+		if ctx.Err() != nil {
+			return
+		}
+		pc.log.Warn().Err(err).Msg("fence watcher stopped; restarting")
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+}

@@ -1,0 +1,125 @@
+package processor
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/hookd/hookd/internal/event"
+)
+
+// ItemState is what hookd last applied for one issue or pull request, stored in the KV bucket
+// hookd_state under StateKey. The processor writes it after every successful handling of an event
+// that carries the issue or pull request, never moving updated_at backwards.
+type ItemState struct {
+	UpdatedAt time.Time `json:"updated_at"`
+	HeadSHA   string    `json:"head_sha,omitempty"` // pull requests only
+	Delivery  string    `json:"delivery"`           // the event that wrote this state
+	Event     string    `json:"event"`
+}
+
+// StateKey is the hookd_state key of issue or pull request number in tenant t:
+// "item.<installation>.<repository>.<number>".
+func StateKey(t event.Tenant, number int) string {
+	return "item." + t.Key() + "." + strconv.Itoa(number)
+}
+
+// itemRef is the issue or pull request an event is about, read from its payload.
+type itemRef struct {
+	Number    int
+	UpdatedAt time.Time
+	HeadSHA   string
+}
+
+// itemOf extracts the issue or pull request of a payload (issues, issue_comment, pull_request,
+// pull_request_review, ... events). Zero when there is none.
+func itemOf(payload []byte) itemRef {
+	var p struct {
+		Issue *struct {
+			Number    int       `json:"number"`
+			UpdatedAt time.Time `json:"updated_at"`
+		} `json:"issue"`
+		PullRequest *struct {
+			Number    int       `json:"number"`
+			UpdatedAt time.Time `json:"updated_at"`
+			Head      *struct {
+				SHA string `json:"sha"`
+			} `json:"head"`
+		} `json:"pull_request"`
+	}
+	if json.Unmarshal(payload, &p) != nil {
+		return itemRef{}
+	}
+	switch {
+	case p.PullRequest != nil && p.PullRequest.Number != 0:
+		r := itemRef{Number: p.PullRequest.Number, UpdatedAt: p.PullRequest.UpdatedAt}
+		if p.PullRequest.Head != nil {
+			r.HeadSHA = p.PullRequest.Head.SHA
+		}
+		return r
+	case p.Issue != nil && p.Issue.Number != 0:
+		return itemRef{Number: p.Issue.Number, UpdatedAt: p.Issue.UpdatedAt}
+	}
+	return itemRef{}
+}
+
+// stateStore reads and advances ItemStates.
+type stateStore struct{ kv jetstream.KeyValue }
+
+func (s *stateStore) get(ctx context.Context, t event.Tenant, number int) (ItemState, bool, error) {
+	e, err := s.kv.Get(ctx, StateKey(t, number))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return ItemState{}, false, nil
+	}
+	if err != nil {
+		return ItemState{}, false, fmt.Errorf("read %s: %w", StateKey(t, number), err)
+	}
+	var st ItemState
+	if err := json.Unmarshal(e.Value(), &st); err != nil {
+		return ItemState{}, false, fmt.Errorf("decode %s: %w", StateKey(t, number), err)
+	}
+	return st, true, nil
+}
+
+// advance records ref as applied unless a newer state is already recorded. Concurrent writers
+// are resolved by revision: the newest updated_at wins.
+func (s *stateStore) advance(ctx context.Context, t event.Tenant, ref itemRef, m event.Meta) error {
+	if ref.Number == 0 || ref.UpdatedAt.IsZero() {
+		return nil
+	}
+	key := StateKey(t, ref.Number)
+	val, _ := json.Marshal(ItemState{UpdatedAt: ref.UpdatedAt.UTC(), HeadSHA: ref.HeadSHA, Delivery: m.Delivery, Event: m.Event})
+	for range 5 {
+		e, err := s.kv.Get(ctx, key)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			if _, err := s.kv.Create(ctx, key, val); err == nil || !errors.Is(err, jetstream.ErrKeyExists) {
+				return err
+			}
+			continue
+		case err != nil:
+			return fmt.Errorf("read %s: %w", key, err)
+		}
+		var cur ItemState
+		if json.Unmarshal(e.Value(), &cur) == nil && !ref.UpdatedAt.After(cur.UpdatedAt) {
+			return nil // the recorded state is as new or newer
+		}
+		if _, err := s.kv.Update(ctx, key, val, e.Revision()); err == nil {
+			return nil
+		} else if !isWrongSequence(err) {
+			return fmt.Errorf("write %s: %w", key, err)
+		}
+	}
+	return fmt.Errorf("write %s: lost the race 5 times", key)
+}
+
+// isWrongSequence reports a failed compare-and-set (KV Update with a stale revision, or Create
+// of a key that exists).
+func isWrongSequence(err error) bool {
+	return errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch)
+}
