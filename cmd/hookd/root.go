@@ -27,6 +27,8 @@ variables, which override the file (see hookd.example.yaml and 'hookd config env
 		newDemoCmd(),
 		newConfigCmd(),
 		newRulesCmd(),
+		newDLQCmd(),
+		newStatusCmd(),
 		newVersionCmd(),
 	)
 	return root

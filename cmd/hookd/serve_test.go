@@ -81,13 +81,17 @@ type testApp struct {
 
 func startTestApp(t *testing.T, dataDir string, fake *githubfake.Fake, rec *recorder) *testApp {
 	t.Helper()
-	cfg := testConfig(t, dataDir, fake)
+	return startTestAppWith(t, testConfig(t, dataDir, fake), fake, rec.register)
+}
+
+func startTestAppWith(t *testing.T, cfg *config.Config, fake *githubfake.Fake, handlers func(*processor.Mux) error) *testApp {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	a, err := newApp(ctx, cfg, newLogger(config.Log{Level: "warn"}, testWriter{t}), appOptions{Listener: ln, Handlers: rec.register})
+	a, err := newApp(ctx, cfg, newLogger(config.Log{Level: "warn"}, testWriter{t}), appOptions{Listener: ln, Handlers: handlers})
 	if err != nil {
 		cancel()
 		t.Fatalf("newApp: %v", err)

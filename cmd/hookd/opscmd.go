@@ -1,0 +1,267 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
+
+	"github.com/hookd/hookd/internal/broker"
+	"github.com/hookd/hookd/internal/config"
+	"github.com/hookd/hookd/processor"
+)
+
+// opsConn connects an operator command to the JetStream of a running deployment: HOOKD_NATS_URL
+// (nats.url), or the embedded server of a local `hookd serve` (nats.listen).
+func opsConn(cmd *cobra.Command) (*config.Config, *nats.Conn, jetstream.JetStream, error) {
+	cfg, err := loadConfig(cmd)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	url := cfg.NATS.URL
+	if url == "" {
+		url = "nats://" + cfg.NATS.Listen
+	}
+	nc, err := broker.Connect(cmd.Context(), url, cfg.NATS, "hookd-cli", zerolog.Nop())
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("%w (is `hookd serve` running? the CLI reaches its embedded JetStream on nats.listen, or HOOKD_NATS_URL)", err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, nil, err
+	}
+	return cfg, nc, js, nil
+}
+
+func newDLQCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "dlq",
+		Short: "Inspect, replay and purge dead letters (events that failed for good)",
+		Long: `Dead letters are events whose handling failed permanently, or kept failing until
+retry.max_attempts. Each keeps the original payload and headers, the handlers that failed,
+the last error, the attempt count and times. Replay puts an event back into processing with
+its delivery id, so its effect ledger still holds what was already done.`,
+	}
+	var asJSON bool
+	list := &cobra.Command{
+		Use:     "list",
+		Short:   "List dead letters",
+		Example: "  hookd dlq list\n  hookd dlq list --json | jq '.[].error'",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, nc, js, err := opsConn(cmd)
+			if err != nil {
+				return err
+			}
+			defer nc.Close()
+			dls, err := processor.NewDLQ(js).List(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(cmd.OutOrStdout(), deadLettersJSON(dls, false))
+			}
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "ID\tDEAD-LETTERED\tEVENT\tTENANT\tDELIVERY\tHANDLERS\tATTEMPTS\tERROR")
+			for _, d := range dls {
+				fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", d.ID, d.Time.Format(time.RFC3339), eventAction(d.Meta.Event, d.Meta.Action),
+					d.Meta.Tenant().String(), d.Meta.Delivery, strings.Join(d.Handlers, ","), d.Attempts, trunc(d.Error, 80))
+			}
+			if err := w.Flush(); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%d dead letter(s)\n", len(dls))
+			return nil
+		},
+	}
+	list.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	show := &cobra.Command{
+		Use:   "show ID",
+		Short: "Show one dead letter: headers, error and payload",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := strconv.ParseUint(args[0], 10, 64)
+			if err != nil {
+				return fmt.Errorf("ID %q: want the number `hookd dlq list` shows", args[0])
+			}
+			_, nc, js, err := opsConn(cmd)
+			if err != nil {
+				return err
+			}
+			defer nc.Close()
+			d, err := processor.NewDLQ(js).Get(cmd.Context(), id)
+			if err != nil {
+				return err
+			}
+			return writeJSON(cmd.OutOrStdout(), deadLettersJSON([]processor.DeadLetter{d}, true)[0])
+		},
+	}
+	var all bool
+	replay := &cobra.Command{
+		Use:     "replay ID... | --all",
+		Short:   "Put dead letters back into processing, keeping their delivery ids",
+		Example: "  hookd dlq replay 12 13\n  hookd dlq replay --all",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if all == (len(args) > 0) {
+				return errors.New("give dead-letter IDs or --all, not both and not neither")
+			}
+			var ids []uint64
+			for _, a := range args {
+				id, err := strconv.ParseUint(a, 10, 64)
+				if err != nil {
+					return fmt.Errorf("ID %q: want the number `hookd dlq list` shows", a)
+				}
+				ids = append(ids, id)
+			}
+			_, nc, js, err := opsConn(cmd)
+			if err != nil {
+				return err
+			}
+			defer nc.Close()
+			q := processor.NewDLQ(js)
+			var n int
+			if all {
+				n, err = q.ReplayAll(cmd.Context())
+			} else {
+				n, err = q.Replay(cmd.Context(), ids...)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%d dead letter(s) replayed\n", n)
+			return err
+		},
+	}
+	replay.Flags().BoolVar(&all, "all", false, "replay every dead letter")
+	var yes bool
+	purge := &cobra.Command{
+		Use:   "purge --yes",
+		Short: "Delete every dead letter",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !yes {
+				return errors.New("purge deletes every dead letter for good: add --yes")
+			}
+			_, nc, js, err := opsConn(cmd)
+			if err != nil {
+				return err
+			}
+			defer nc.Close()
+			if err := processor.NewDLQ(js).Purge(cmd.Context()); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "dead letters purged")
+			return nil
+		},
+	}
+	purge.Flags().BoolVar(&yes, "yes", false, "confirm")
+	cmd.AddCommand(list, show, replay, purge)
+	return cmd
+}
+
+type deadLetterJSON struct {
+	ID          uint64            `json:"id"`
+	Time        time.Time         `json:"time"`
+	Event       string            `json:"event"`
+	Action      string            `json:"action,omitempty"`
+	Delivery    string            `json:"delivery"`
+	Tenant      string            `json:"tenant"`
+	Handlers    []string          `json:"handlers"`
+	Error       string            `json:"error"`
+	Class       string            `json:"class"`
+	Attempts    int               `json:"attempts"`
+	FirstFailed time.Time         `json:"first_failed"`
+	LastFailed  time.Time         `json:"last_failed"`
+	StreamSeq   uint64            `json:"stream_seq"`
+	Headers     map[string]string `json:"headers,omitempty"`
+	Payload     json.RawMessage   `json:"payload,omitempty"`
+}
+
+func deadLettersJSON(dls []processor.DeadLetter, full bool) []deadLetterJSON {
+	out := make([]deadLetterJSON, 0, len(dls))
+	for _, d := range dls {
+		j := deadLetterJSON{ID: d.ID, Time: d.Time, Event: d.Meta.Event, Action: d.Meta.Action, Delivery: d.Meta.Delivery,
+			Tenant: d.Meta.Tenant().String(), Handlers: d.Handlers, Error: d.Error, Class: d.Class, Attempts: d.Attempts,
+			FirstFailed: d.FirstFailed, LastFailed: d.LastFailed, StreamSeq: d.StreamSeq}
+		if full {
+			j.Headers = map[string]string{}
+			for k := range d.Header {
+				j.Headers[k] = d.Header.Get(k)
+			}
+			if json.Valid(d.Body) {
+				j.Payload = d.Body
+			}
+		}
+		out = append(out, j)
+	}
+	return out
+}
+
+func newStatusCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the processor's partitions (lag, in flight, redelivered, dead letters, owner)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, nc, js, err := opsConn(cmd)
+			if err != nil {
+				return err
+			}
+			defer nc.Close()
+			ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
+			defer cancel()
+			st, err := processor.ReadStatus(ctx, js, cfg.Processor, cfg.NATS.Partitions)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(cmd.OutOrStdout(), st)
+			}
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "PARTITION\tCONSUMER\tPENDING\tIN FLIGHT\tREDELIVERED\tDEAD LETTERS\tREPLICAS WAITING\tPINNED TO")
+			for _, p := range st.Partitions {
+				if !p.Exists {
+					fmt.Fprintf(w, "%d\t%s\t(not created yet)\t\t\t\t\t\n", p.Partition, p.Consumer)
+					continue
+				}
+				fmt.Fprintf(w, "%d\t%s\t%d\t%d\t%d\t%d\t%d\t%s\n", p.Partition, p.Consumer, p.Pending, p.AckPending, p.Redelivered, p.DeadLetters, p.Waiting, orDash(p.PinnedClient))
+			}
+			if err := w.Flush(); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "dead letters: %d (hookd dlq list)\n", st.DeadLetters)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func eventAction(ev, action string) string {
+	if action == "" {
+		return ev
+	}
+	return ev + "." + action
+}
+
+func trunc(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-1] + "…"
+}

@@ -1,0 +1,107 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hookd/hookd/processor"
+)
+
+// runCLI runs a hookd subcommand in-process and returns its standard output.
+func runCLI(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	root := newRootCmd()
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&out)
+	root.SetArgs(args)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err := root.ExecuteContext(ctx)
+	return out.String(), err
+}
+
+// TestDLQCommands: a permanent failure is dead-lettered; `hookd dlq list/show` show it; after the
+// cause is fixed, `hookd dlq replay` brings it back with its delivery id and it succeeds.
+func TestDLQCommands(t *testing.T) {
+	t.Parallel()
+	fake, inst := newFake(t)
+	var broken atomic.Bool
+	broken.Store(true)
+	handled := make(chan string, 16)
+	rec := newRecorder()
+	cfg := testConfig(t, t.TempDir(), fake)
+	ta := startTestAppWith(t, cfg, fake, func(m *processor.Mux) error {
+		if err := rec.register(m); err != nil {
+			return err
+		}
+		return m.HandleFunc("flaky", processor.On("issues.opened"), func(ctx context.Context, ev *processor.Event) error {
+			if broken.Load() {
+				return processor.Permanent(errors.New("label service says no"))
+			}
+			handled <- ev.Meta.Delivery
+			return nil
+		})
+	})
+	if got := post(t, ta.url+"/webhook", fake.App().WebhookSecret, "issues", "dlq-1", withInstallation(t, "issues.opened", inst.ID)); got != http.StatusAccepted {
+		t.Fatalf("post: %d", got)
+	}
+	cfgFile := filepath.Join(t.TempDir(), "cli.yaml")
+	if err := os.WriteFile(cfgFile, []byte(fmt.Sprintf("nats:\n  url: %s\n  partitions: %d\n", ta.app.nc.ConnectedUrl(), cfg.NATS.Partitions)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	var list []deadLetterJSON
+	deadline := time.Now().Add(20 * time.Second)
+	for len(list) == 0 {
+		out, err := runCLI(t, "dlq", "list", "--json", "--config", cfgFile)
+		if err != nil {
+			t.Fatalf("dlq list: %v\n%s", err, out)
+		}
+		if err := json.Unmarshal([]byte(out), &list); err != nil {
+			t.Fatalf("dlq list --json: %v\n%s", err, out)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no dead letter after 20s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	d := list[0]
+	if d.Delivery != "dlq-1" || d.Class != "permanent" || !strings.Contains(d.Error, "label service says no") || len(d.Handlers) != 1 || d.Handlers[0] != "flaky" {
+		t.Fatalf("dead letter: %+v", d)
+	}
+	out, err := runCLI(t, "dlq", "show", fmt.Sprint(d.ID), "--config", cfgFile)
+	if err != nil || !strings.Contains(out, `"payload"`) || !strings.Contains(out, "Hookd-Delivery") {
+		t.Fatalf("dlq show: %v\n%s", err, out)
+	}
+	out, err = runCLI(t, "status", "--config", cfgFile)
+	if err != nil || !strings.Contains(out, "dead letters: 1") {
+		t.Fatalf("status: %v\n%s", err, out)
+	}
+
+	broken.Store(false)
+	if out, err := runCLI(t, "dlq", "replay", fmt.Sprint(d.ID), "--config", cfgFile); err != nil || !strings.Contains(out, "1 dead letter(s) replayed") {
+		t.Fatalf("dlq replay: %v\n%s", err, out)
+	}
+	select {
+	case got := <-handled:
+		if got != "dlq-1" {
+			t.Fatalf("replayed event has delivery %q, want dlq-1", got)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("replayed event not handled within 20s")
+	}
+	if out, err := runCLI(t, "dlq", "purge", "--config", cfgFile); err == nil {
+		t.Fatalf("purge without --yes must refuse:\n%s", out)
+	}
+}
