@@ -1,0 +1,292 @@
+package sweep
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/google/go-github/v60/github"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/hookd/hookd/internal/broker"
+	"github.com/hookd/hookd/internal/event"
+)
+
+// RedeliverState is the redelivery worker's progress, in hookd_sweep under redeliver.cursor.
+type RedeliverState struct {
+	// Mark: every delivery with an id up to Mark has been evaluated (delivery ids grow with
+	// time). The next pass reads the log, newest first, down to Mark.
+	Mark int64 `json:"mark"`
+	// LastPass, LastResult ("ok" or "error"), LastError and Requested describe the last pass.
+	LastPass   time.Time `json:"last_pass"`
+	LastResult string    `json:"last_result"`
+	LastError  string    `json:"last_error,omitempty"`
+	Requested  int       `json:"requested"`
+}
+
+// Redelivery is one redelivery hookd requested, in hookd_sweep under
+// redeliver.guid.<guid>.<attempt> for redelivery_window: the bookkeeping behind
+// max_redeliveries, and what `hookd status` lists as pending.
+type Redelivery struct {
+	GUID           string    `json:"guid"`
+	Attempt        int       `json:"attempt"`     // 1..max_redeliveries
+	DeliveryID     int64     `json:"delivery_id"` // the delivery log entry redelivered
+	Event          string    `json:"event"`
+	Action         string    `json:"action,omitempty"`
+	Status         string    `json:"status"` // what GitHub recorded for that entry
+	InstallationID int64     `json:"installation_id,omitempty"`
+	RepositoryID   int64     `json:"repository_id,omitempty"`
+	RequestedAt    time.Time `json:"requested_at"`
+}
+
+// RedeliverReport is what one redelivery pass did.
+type RedeliverReport struct {
+	Outcome      string // "ok", "leased" (another replica reads the log), or OutcomeError
+	Listed       int    // delivery log entries read (newer than the mark, within the window)
+	Young        int    // entries younger than redelivery_min_age, left for later
+	Stored       int    // deliveries (GUIDs) found in the events stream
+	Unsubscribed int    // deliveries of events no rule or handler subscribes to
+	Requested    int    // redeliveries requested
+	Pending      int    // a redelivery was requested less than redelivery_min_age ago
+	Exhausted    int    // max_redeliveries reached
+	Capped       bool   // redeliveries_per_pass reached; the rest waits for the next pass
+}
+
+// redeliverOnce reads the app's delivery log from the newest entry down to the mark (or the
+// redelivery window) and asks GitHub to redeliver every delivery, whatever status GitHub
+// recorded, that is old enough, of a subscribed event, and not in the events stream — at most
+// max_redeliveries times per GUID and redeliveries_per_pass per pass, spaced by
+// redelivery_spacing. One replica at a time (a lease).
+func (s *Service) redeliverOnce(ctx context.Context) (RedeliverReport, error) {
+	rep := RedeliverReport{Outcome: "ok"}
+	release, ok, err := s.lease(ctx, keyLeaseRedeliver, s.cfg.RedeliverInterval)
+	if err != nil {
+		rep.Outcome = OutcomeError
+		return rep, err
+	}
+	if !ok {
+		rep.Outcome = "leased"
+		return rep, nil
+	}
+	defer release()
+	st, err := s.loadRedeliver(ctx)
+	if err != nil {
+		rep.Outcome = OutcomeError
+		return rep, err
+	}
+	now := s.now()
+	err = s.redeliverPass(ctx, &st, &rep, now)
+	st.LastPass, st.LastResult, st.LastError, st.Requested = now, "ok", "", rep.Requested
+	if err != nil {
+		st.LastResult, st.LastError, rep.Outcome = OutcomeError, err.Error(), OutcomeError
+	}
+	if serr := s.saveJSON(ctx, keyRedeliverCursor, st); serr != nil {
+		err = errors.Join(err, serr)
+	}
+	log := s.log.With().Str("task", "worker:redeliver").Logger()
+	switch {
+	case err != nil:
+		log.Warn().Err(err).Int("requested", rep.Requested).Msg("redelivery pass failed")
+	case rep.Requested > 0 || rep.Exhausted > 0:
+		log.Info().Int("requested", rep.Requested).Int("exhausted", rep.Exhausted).Int("listed", rep.Listed).
+			Bool("capped", rep.Capped).Msg("deliveries missing from the events stream: redelivery requested")
+	}
+	return rep, err
+}
+
+func (s *Service) redeliverPass(ctx context.Context, st *RedeliverState, rep *RedeliverReport, now time.Time) error {
+	cl := s.gh.Client()
+	oldest, settled := now.Add(-s.cfg.RedeliveryWindow), now.Add(-s.cfg.RedeliveryMinAge)
+	var cands []*github.HookDelivery
+	opts := &github.ListCursorOptions{PerPage: 100}
+list:
+	for {
+		page, resp, err := cl.Apps.ListHookDeliveries(ctx, opts)
+		if err != nil {
+			return fmt.Errorf("list the app's webhook deliveries: %w", err)
+		}
+		for _, d := range page {
+			at := d.GetDeliveredAt().Time
+			if d.GetID() <= st.Mark || at.Before(oldest) {
+				break list
+			}
+			rep.Listed++
+			if at.After(settled) {
+				rep.Young++
+				continue
+			}
+			cands = append(cands, d)
+		}
+		if resp.Cursor == "" || len(page) == 0 {
+			break
+		}
+		opts.Cursor = resp.Cursor
+	}
+	// Oldest first, so that the mark only passes deliveries that were dealt with.
+	slices.SortFunc(cands, func(a, b *github.HookDelivery) int { return cmp.Compare(a.GetID(), b.GetID()) })
+	stream, err := s.js.Stream(ctx, broker.StreamEvents)
+	if err != nil {
+		return fmt.Errorf("events stream: %w", err)
+	}
+	done := map[string]bool{}
+	for _, d := range cands {
+		guid := d.GetGUID()
+		if done[guid] || !event.ValidDeliveryID(guid) {
+			st.Mark = d.GetID()
+			continue
+		}
+		if !s.subscribed(d.GetEvent()) {
+			done[guid] = true
+			rep.Unsubscribed++
+			s.m.redeliveries.WithLabelValues("unsubscribed").Inc()
+			st.Mark = d.GetID()
+			continue
+		}
+		stored, err := isStored(ctx, stream, d)
+		if err != nil {
+			return err
+		}
+		if stored {
+			done[guid] = true
+			rep.Stored++
+			st.Mark = d.GetID()
+			continue
+		}
+		n, last, err := s.redeliveries(ctx, guid)
+		if err != nil {
+			return err
+		}
+		switch {
+		case n > 0 && now.Sub(last) < s.cfg.RedeliveryMinAge:
+			rep.Pending++
+		case n >= s.cfg.MaxRedeliveries:
+			rep.Exhausted++
+			s.m.redeliveries.WithLabelValues("exhausted").Inc()
+			s.log.Warn().Str("task", "worker:redeliver").Str("delivery", guid).Str("event", d.GetEvent()).
+				Int("redeliveries", n).Msg("delivery still missing after sweep.max_redeliveries redeliveries; giving up on it (check ingest's logs and GitHub's delivery log)")
+		default:
+			if rep.Requested >= s.cfg.RedeliveriesPerPass {
+				rep.Capped = true
+				return nil // the mark stays before this delivery
+			}
+			if rep.Requested > 0 {
+				if err := s.opts.Wait(ctx, s.cfg.RedeliverySpacing); err != nil {
+					return err
+				}
+			}
+			if err := s.requestRedelivery(ctx, cl, d, n+1, now); err != nil {
+				return err
+			}
+			rep.Requested++
+		}
+		done[guid] = true
+		st.Mark = d.GetID()
+	}
+	return nil
+}
+
+// requestRedelivery claims attempt n for d's GUID and asks GitHub to redeliver d. A claim taken
+// by another replica counts as done.
+func (s *Service) requestRedelivery(ctx context.Context, cl *github.Client, d *github.HookDelivery, n int, now time.Time) error {
+	rec := Redelivery{
+		GUID: d.GetGUID(), Attempt: n, DeliveryID: d.GetID(), Event: d.GetEvent(), Action: d.GetAction(),
+		Status: d.GetStatus(), InstallationID: d.GetInstallationID(), RepositoryID: d.GetRepositoryID(), RequestedAt: now,
+	}
+	b, _ := json.Marshal(rec)
+	key := redeliveryKey(rec.GUID, n)
+	rev, err := s.sweep.Create(ctx, key, b, jetstream.KeyTTL(s.cfg.RedeliveryWindow))
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("record redelivery %s: %w", key, err)
+	}
+	_, _, err = cl.Apps.RedeliverHookDelivery(ctx, d.GetID())
+	var accepted *github.AcceptedError
+	if err != nil && !errors.As(err, &accepted) {
+		s.m.redeliveries.WithLabelValues("failed").Inc()
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = s.sweep.Delete(dctx, key, jetstream.LastRevision(rev)) // the attempt did not happen
+		return fmt.Errorf("redeliver delivery %d (%s): %w", d.GetID(), rec.GUID, err)
+	}
+	s.m.redeliveries.WithLabelValues("requested").Inc()
+	s.log.Info().Str("task", "worker:redeliver").Str("delivery", rec.GUID).Str("event", rec.Event).
+		Str("github_status", rec.Status).Int("attempt", n).Msg("redelivery requested")
+	return nil
+}
+
+// redeliveries counts the redeliveries recorded for guid and returns when the last was requested.
+func (s *Service) redeliveries(ctx context.Context, guid string) (int, time.Time, error) {
+	var last time.Time
+	for n := 1; ; n++ {
+		e, err := s.sweep.Get(ctx, redeliveryKey(guid, n))
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			return n - 1, last, nil
+		}
+		if err != nil {
+			return 0, last, fmt.Errorf("read %s: %w", redeliveryKey(guid, n), err)
+		}
+		var r Redelivery
+		if json.Unmarshal(e.Value(), &r) == nil && r.RequestedAt.After(last) {
+			last = r.RequestedAt
+		}
+	}
+}
+
+func redeliveryKey(guid string, n int) string {
+	return keyRedeliveryGUID + guid + "." + strconv.Itoa(n)
+}
+
+// isStored reports whether the events stream holds delivery d: a subject-filtered stream info,
+// which returns subject counts and no message bodies. It first looks where ingest put it (by
+// installation, repository and event, any partition), then anywhere.
+func isStored(ctx context.Context, stream jetstream.Stream, d *github.HookDelivery) (bool, error) {
+	guid := d.GetGUID()
+	filters := []string{event.EventsPrefix + ".*.*.*.*." + guid}
+	if ev := d.GetEvent(); event.ValidEventName(ev) {
+		t := event.Tenant{InstallationID: d.GetInstallationID(), RepositoryID: d.GetRepositoryID()}
+		filters = append([]string{event.EventsPrefix + ".*." + t.Key() + "." + ev + "." + guid}, filters...)
+	}
+	for _, f := range filters {
+		info, err := stream.Info(ctx, jetstream.WithSubjectFilter(f))
+		if err != nil {
+			return false, fmt.Errorf("look up delivery %s in %s: %w", guid, broker.StreamEvents, err)
+		}
+		if len(info.State.Subjects) > 0 {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func (s *Service) loadRedeliver(ctx context.Context) (RedeliverState, error) {
+	var st RedeliverState
+	e, err := s.sweep.Get(ctx, keyRedeliverCursor)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return st, nil
+	}
+	if err != nil {
+		return st, fmt.Errorf("read %s: %w", keyRedeliverCursor, err)
+	}
+	_ = json.Unmarshal(e.Value(), &st) // unreadable: start over within the window
+	return st, nil
+}
+
+func (s *Service) saveJSON(ctx context.Context, key string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if _, err := s.sweep.Put(ctx, key, b); err != nil {
+		return fmt.Errorf("write %s: %w", key, err)
+	}
+	return nil
+}

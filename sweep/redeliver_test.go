@@ -1,0 +1,204 @@
+package sweep
+
+import (
+	"testing"
+	"time"
+
+	"github.com/hookd/hookd/internal/githubfake"
+)
+
+func (e *env) redeliver(s *Service) RedeliverReport {
+	e.t.Helper()
+	rep, err := s.redeliverOnce(e.ctx)
+	if err != nil {
+		e.t.Fatalf("redeliver: %v", err)
+	}
+	return rep
+}
+
+// attempts returns the delivery log entries of guid, oldest first.
+func (e *env) attempts(guid string) []githubfake.Delivery {
+	var out []githubfake.Delivery
+	for _, d := range e.fake.Deliveries() {
+		if d.GUID == guid {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// lastGUID is the GUID of the newest delivery.
+func (e *env) lastGUID() string {
+	ds := e.fake.Deliveries()
+	return ds[len(ds)-1].GUID
+}
+
+// storedGUID reports whether the events stream holds a delivery with id guid.
+func (e *env) storedGUID(guid string) bool {
+	for _, m := range e.stored() {
+		if m.Header.Get("Hookd-Delivery") == guid {
+			return true
+		}
+	}
+	return false
+}
+
+func TestRedeliver(t *testing.T) {
+	t.Parallel()
+	const settle = 3 * time.Minute // past redelivery_min_age
+
+	t.Run("deliveries failed during an outage are redelivered with their GUID", func(t *testing.T) {
+		t.Parallel()
+		e := setup(t, Config{})
+		e.fake.SetWebhookOutage(true)
+		if _, err := e.fake.OpenIssue("acme/api", "alice", "bug", ""); err != nil {
+			t.Fatal(err)
+		}
+		guid := e.lastGUID()
+		e.fake.SetWebhookOutage(false)
+		e.fake.Advance(settle)
+		if rep := e.redeliver(e.svc); rep.Requested != 1 {
+			t.Fatalf("pass: %+v", rep)
+		}
+		at := e.attempts(guid)
+		if len(at) != 2 || !at[1].Redelivery || !at[1].OK() || !e.storedGUID(guid) {
+			t.Fatalf("attempts %+v stored %v", at, e.storedGUID(guid))
+		}
+		e.fake.Advance(settle)
+		if rep := e.redeliver(e.svc); rep.Requested != 0 || rep.Stored != 1 {
+			t.Fatalf("second pass: %+v", rep)
+		}
+	})
+
+	t.Run("a delivery logged OK but lost is redelivered", func(t *testing.T) {
+		t.Parallel()
+		e := setup(t, Config{})
+		e.mode.Store(modeDrop)
+		if _, err := e.fake.OpenIssue("acme/api", "alice", "bug", ""); err != nil {
+			t.Fatal(err)
+		}
+		guid := e.lastGUID()
+		e.mode.Store(modeStore)
+		e.fake.Advance(settle)
+		if rep := e.redeliver(e.svc); rep.Requested != 1 || !e.storedGUID(guid) {
+			t.Fatalf("pass: %+v", rep)
+		}
+	})
+
+	t.Run("a delivery logged failed but stored is not redelivered", func(t *testing.T) {
+		t.Parallel()
+		e := setup(t, Config{})
+		e.mode.Store(modeStoreFail)
+		if _, err := e.fake.OpenIssue("acme/api", "alice", "bug", ""); err != nil {
+			t.Fatal(err)
+		}
+		guid := e.lastGUID()
+		if e.attempts(guid)[0].OK() {
+			t.Fatal("setup: the delivery should be logged as failed")
+		}
+		e.fake.Advance(settle)
+		if rep := e.redeliver(e.svc); rep.Requested != 0 || rep.Stored != 2 { // with installation.created
+			t.Fatalf("pass: %+v", rep)
+		}
+		if n := len(e.attempts(guid)); n != 1 {
+			t.Fatalf("%d attempts", n)
+		}
+	})
+
+	t.Run("young deliveries are left alone until they settle", func(t *testing.T) {
+		t.Parallel()
+		e := setup(t, Config{})
+		e.fake.SetWebhookOutage(true)
+		if _, err := e.fake.OpenIssue("acme/api", "alice", "bug", ""); err != nil {
+			t.Fatal(err)
+		}
+		e.fake.SetWebhookOutage(false)
+		e.fake.Advance(30 * time.Second)
+		if rep := e.redeliver(e.svc); rep.Requested != 0 || rep.Young != 2 { // with installation.created
+			t.Fatalf("young pass: %+v", rep)
+		}
+		e.fake.Advance(settle)
+		if rep := e.redeliver(e.svc); rep.Requested != 1 {
+			t.Fatalf("settled pass: %+v", rep)
+		}
+	})
+
+	t.Run("at most max_redeliveries per GUID", func(t *testing.T) {
+		t.Parallel()
+		e := setup(t, Config{MaxRedeliveries: 3})
+		e.mode.Store(modeFail)
+		if _, err := e.fake.OpenIssue("acme/api", "alice", "bug", ""); err != nil {
+			t.Fatal(err)
+		}
+		guid := e.lastGUID()
+		var requested, exhausted int
+		for range 6 {
+			e.fake.Advance(settle)
+			rep := e.redeliver(e.svc)
+			requested += rep.Requested
+			exhausted += rep.Exhausted
+		}
+		if requested != 3 || exhausted != 1 {
+			t.Fatalf("requested %d exhausted %d, want 3 and 1", requested, exhausted)
+		}
+		if n := len(e.attempts(guid)); n != 4 {
+			t.Fatalf("%d attempts, want 1 + 3 redeliveries", n)
+		}
+	})
+
+	t.Run("events nobody subscribes to are skipped", func(t *testing.T) {
+		t.Parallel()
+		e := setup(t, Config{}, func(o *Options) { o.Subscribed = func(ev string) bool { return ev == "issues" } })
+		if _, err := e.fake.OpenIssue("acme/api", "alice", "bug", ""); err != nil {
+			t.Fatal(err)
+		}
+		e.fake.SetWebhookOutage(true)
+		if _, err := e.fake.CommentIssue("acme/api", 1, "bob", "me too"); err != nil {
+			t.Fatal(err)
+		}
+		e.fake.Advance(settle)
+		if rep := e.redeliver(e.svc); rep.Requested != 0 || rep.Unsubscribed != 2 || rep.Stored != 1 { // installation.created and the comment; the opening
+			t.Fatalf("pass: %+v", rep)
+		}
+	})
+
+	t.Run("redeliveries per pass are capped and spaced", func(t *testing.T) {
+		t.Parallel()
+		e := setup(t, Config{RedeliveriesPerPass: 2})
+		e.fake.SetWebhookOutage(true)
+		for range 3 {
+			if _, err := e.fake.OpenIssue("acme/api", "alice", "bug", ""); err != nil {
+				t.Fatal(err)
+			}
+		}
+		e.fake.SetWebhookOutage(false)
+		e.fake.Advance(settle)
+		if rep := e.redeliver(e.svc); rep.Requested != 2 || !rep.Capped || e.waits.Load() != 1 {
+			t.Fatalf("first pass: %+v, %d waits", rep, e.waits.Load())
+		}
+		e.fake.Advance(settle)
+		if rep := e.redeliver(e.svc); rep.Requested != 1 || rep.Capped {
+			t.Fatalf("second pass: %+v", rep)
+		}
+		if n := len(e.stored()); n != 4 {
+			t.Fatalf("%d stored, want 4 (installation.created and 3 issues)", n)
+		}
+	})
+
+	t.Run("one replica reads the log at a time", func(t *testing.T) {
+		t.Parallel()
+		e := setup(t, Config{})
+		other := e.newService(Config{}, func(o *Options) { o.Replica = "b" })
+		release, ok, err := other.lease(e.ctx, keyLeaseRedeliver, time.Minute)
+		if err != nil || !ok {
+			t.Fatalf("lease: %v %v", ok, err)
+		}
+		if rep := e.redeliver(e.svc); rep.Outcome != "leased" {
+			t.Fatalf("pass while b holds the lease: %+v", rep)
+		}
+		release()
+		if rep := e.redeliver(e.svc); rep.Outcome != "ok" {
+			t.Fatalf("pass after release: %+v", rep)
+		}
+	})
+}
