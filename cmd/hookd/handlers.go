@@ -5,27 +5,69 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/go-github/v60/github"
 	"github.com/rs/zerolog"
 
+	"github.com/hookd/hookd/internal/config"
 	"github.com/hookd/hookd/internal/ghapp"
+	"github.com/hookd/hookd/internal/preflight"
 	"github.com/hookd/hookd/processor"
 	"github.com/hookd/hookd/processor/rules"
+	"github.com/hookd/hookd/sweep"
 )
 
 // handlerDeps are what the built-in handlers may use.
 type handlerDeps struct {
-	log zerolog.Logger
+	log   zerolog.Logger
+	sweep *sweep.Service
 }
 
 // registerHandlers is hookd's list of Go handlers, read top to bottom. To add one, write a
 // processor.Handler (see processor/example_handler_test.go) and add a line here.
 func registerHandlers(mux *processor.Mux, d handlerDeps) error {
 	return errors.Join(
-		mux.Handle("audit", processor.On("*"), auditHandler(d.log)),
+		mux.Handle("audit", processor.On("*"), auditHandler(d.log), processor.AllowBotEvents()),
+		mux.Handle("installations", processor.On("installation", "installation_repositories"), d.sweep.InstallationsHandler(), processor.AllowBotEvents()),
 	)
+}
+
+// needsOf is what the app must be subscribed to and allowed to do for the configured rules and
+// the Go handlers above: preflight:app checks it, and the redelivery worker redelivers only
+// these events.
+func needsOf(cfg *config.Config) preflight.Needs {
+	n := preflight.Needs{Permissions: map[string]string{"metadata": "read"}}
+	grant := func(perm, level string) {
+		if n.Permissions[perm] != "write" {
+			n.Permissions[perm] = level
+		}
+	}
+	for _, r := range cfg.Rules {
+		for _, on := range r.On {
+			name, _, _ := strings.Cut(on, ".")
+			if !slices.Contains(n.Events, name) {
+				n.Events = append(n.Events, name)
+			}
+			if r.Comment != nil || r.Labels != nil {
+				// Comments and labels on pull requests go through the issues API too, but GitHub
+				// asks for pull_requests write on pull requests.
+				grant("issues", "write")
+				if strings.HasPrefix(name, "pull_request") {
+					grant("pull_requests", "write")
+				}
+			}
+		}
+		if r.Run != nil && r.Run.Token {
+			for perm, level := range r.Run.Permissions {
+				grant(perm, level)
+			}
+		}
+	}
+	slices.Sort(n.Events)
+	return n
 }
 
 // auditHandler logs one line per handled event with its tenant: the trail of what hookd did.

@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -22,8 +25,10 @@ import (
 	"github.com/hookd/hookd/internal/config"
 	"github.com/hookd/hookd/internal/event"
 	"github.com/hookd/hookd/internal/ghapp"
+	"github.com/hookd/hookd/internal/preflight"
 	"github.com/hookd/hookd/planner"
 	"github.com/hookd/hookd/processor"
+	"github.com/hookd/hookd/sweep"
 )
 
 func newServeCmd() *cobra.Command {
@@ -93,6 +98,8 @@ type app struct {
 	gh    *ghapp.App // nil without credentials
 	http  *ingest.Server
 	sched *planner.Scheduler // nil without credentials
+	sweep *sweep.Service     // nil without credentials
+	specs []planner.Spec     // this process's task specs, planned again when tenants change
 	ln    net.Listener
 }
 
@@ -146,39 +153,7 @@ func newApp(ctx context.Context, cfg *config.Config, log zerolog.Logger, o appOp
 		ready = append(ready, func(context.Context) error { return errors.New(msg) })
 	}
 	if cfg.GitHub.CanCallAPI() {
-		if a.gh, err = ghapp.New(cfg.GitHub, ghapp.Options{}); err != nil {
-			return nil, err
-		}
-		var installs []planner.Installation
-		err = retryOnce(ctx, cfg.Retry, log.With().Str("task", "preflight:installations").Logger(), func(ctx context.Context) (err error) {
-			if cfg.Processor.BotLogin == "" {
-				// The app's own bot is "<slug>[bot]": events it sends must not trigger rules.
-				app, _, err := a.gh.Client().Apps.Get(ctx, "")
-				if err != nil {
-					return explainAppError(err, a.gh.ID())
-				}
-				cfg.Processor.BotLogin = app.GetSlug() + "[bot]"
-			}
-			installs, err = discoverInstallations(ctx, a.gh)
-			return err
-		})
-		if err != nil {
-			return nil, fmt.Errorf("preflight:installations: %w", err)
-		}
-		specs, err := a.specs(ctx, o)
-		if err != nil {
-			return nil, err
-		}
-		plan, err := (planner.Planner{Specs: specs, Tenants: cfg.Tenants}).Plan(installs)
-		if err != nil {
-			return nil, err
-		}
-		for _, ex := range plan.Excluded {
-			log.Warn().Str("tenant", ex.Tenant.String()).Str("reason", ex.Reason).Msg("tenant excluded")
-		}
-		sc := cfg.Scheduler
-		sc.Policy, sc.Log, sc.Registerer = cfg.Retry, log, a.reg
-		if a.sched, err = planner.NewScheduler(plan, sc); err != nil {
+		if err := a.plan(ctx, o); err != nil {
 			return nil, err
 		}
 		ready = append(ready, func(context.Context) error {
@@ -205,36 +180,114 @@ func newApp(ctx context.Context, cfg *config.Config, log zerolog.Logger, o appOp
 	return a, nil
 }
 
-// specs are the task specs of this process's roles: preflights, the processor as a service, the
-// sweeps.
-func (a *app) specs(ctx context.Context, o appOptions) ([]planner.Spec, error) {
-	specs := preflightSpecs(a.gh)
-	if a.cfg.HasRole(config.RoleProcess) {
+// plan builds the GitHub side: the app client, the sweep service, the processor with its
+// handlers and rules, the task specs of this process's roles, and the scheduler with the first
+// plan over the installations GitHub lists.
+func (a *app) plan(ctx context.Context, o appOptions) error {
+	cfg, log := a.cfg, a.log
+	obs := &rateObserver{}
+	var err error
+	if a.gh, err = ghapp.New(cfg.GitHub, ghapp.Options{OnResponse: obs.observe}); err != nil {
+		return err
+	}
+	var installs []planner.Installation
+	err = retryOnce(ctx, cfg.Retry, log.With().Str("task", "preflight:installations").Logger(), func(ctx context.Context) (err error) {
+		if cfg.Processor.BotLogin == "" {
+			// The app's own bot is "<slug>[bot]": events it sends must not trigger rules.
+			app, _, err := a.gh.Client().Apps.Get(ctx, "")
+			if err != nil {
+				return preflight.ExplainAppError(err, a.gh.ID())
+			}
+			cfg.Processor.BotLogin = app.GetSlug() + "[bot]"
+		}
+		installs, err = sweep.ListInstallations(ctx, a.gh)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("preflight:installations: %w", err)
+	}
+
+	needs := needsOf(cfg)
+	if a.sweep, err = sweep.New(ctx, cfg.Sweep, sweep.Options{
+		GitHub: a.gh, JS: a.js, BotLogin: cfg.Processor.BotLogin, Log: log, Registerer: a.reg,
+		Subscribed: func(ev string) bool { return slices.Contains(needs.Events, ev) },
+		Apply:      a.apply,
+	}); err != nil {
+		return err
+	}
+	obs.svc.Store(a.sweep)
+	a.sweep.SetInstallations(installs)
+
+	checks := &preflight.Checks{GitHub: a.gh, Needs: needs, PublicURL: cfg.GitHub.PublicURL, Log: log}
+	a.specs = checks.Specs()
+	if cfg.HasRole(config.RoleProcess) {
 		mux := &processor.Mux{}
-		if err := registerHandlers(mux, handlerDeps{log: a.log}); err != nil {
-			return nil, err
+		if err := registerHandlers(mux, handlerDeps{log: log, sweep: a.sweep}); err != nil {
+			return err
 		}
 		if err := registerRules(ctx, mux, a); err != nil {
-			return nil, err
+			return err
 		}
 		if o.Handlers != nil {
 			if err := o.Handlers(mux); err != nil {
-				return nil, err
+				return err
 			}
 		}
-		plog := a.log
-		proc, err := processor.New(a.cfg.Processor, processor.Deps{
-			JS: a.js, Mux: mux, Clients: a.gh, Log: &plog, Registerer: a.reg, Partitions: a.cfg.NATS.Partitions,
+		plog := log
+		proc, err := processor.New(cfg.Processor, processor.Deps{
+			JS: a.js, Mux: mux, Clients: a.gh, Log: &plog, Registerer: a.reg, Partitions: cfg.NATS.Partitions,
 		})
 		if err != nil {
-			return nil, err
+			return err
 		}
-		specs = append(specs, planner.Spec{
+		a.specs = append(a.specs, planner.Spec{
 			Phase: planner.PhaseWorker, Resource: "process", Scope: planner.Global, Kind: planner.Service,
 			Run: func(ctx context.Context, _ event.Tenant) error { return proc.Run(ctx) },
 		})
 	}
-	return specs, nil
+	if cfg.HasRole(config.RoleSweep) {
+		a.specs = append(a.specs, a.sweep.Specs()...)
+	}
+	plan, err := a.planFor(installs)
+	if err != nil {
+		return err
+	}
+	sc := cfg.Scheduler
+	sc.Policy, sc.Log, sc.Registerer = cfg.Retry, log, a.reg
+	a.sched, err = planner.NewScheduler(plan, sc)
+	return err
+}
+
+// planFor is the Planner over this process's specs: installations to named units.
+func (a *app) planFor(installs []planner.Installation) (planner.Plan, error) {
+	plan, err := (planner.Planner{Specs: a.specs, Tenants: a.cfg.Tenants}).Plan(installs)
+	if err != nil {
+		return plan, err
+	}
+	for _, ex := range plan.Excluded {
+		a.log.Warn().Str("tenant", ex.Tenant.String()).Str("reason", ex.Reason).Msg("tenant excluded")
+	}
+	return plan, nil
+}
+
+// apply re-plans when the installations worker finds installations or repositories added or
+// removed, and starts and stops their units without a restart.
+func (a *app) apply(ctx context.Context, installs []planner.Installation) error {
+	plan, err := a.planFor(installs)
+	if err != nil {
+		return err
+	}
+	a.log.Info().Int("installations", len(plan.Tenants.Installations)).Int("repositories", len(plan.Tenants.Repositories)).Msg("tenant set changed; applying the new plan")
+	return a.sched.Apply(ctx, plan)
+}
+
+// rateObserver feeds the GitHub responses of every client to the sweep's rate-limit share.
+type rateObserver struct{ svc atomic.Pointer[sweep.Service] }
+
+func (r *rateObserver) observe(installationID int64, resp *http.Response) {
+	if s := r.svc.Load(); s != nil {
+		s.ObserveResponse(installationID, resp)
+	}
 }
 
 // Run serves until ctx ends, then drains: the HTTP server stops accepting and finishes in-flight

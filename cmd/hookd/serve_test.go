@@ -102,6 +102,7 @@ func startTestAppWith(t *testing.T, cfg *config.Config, fake *githubfake.Fake, h
 	select {
 	case <-a.sched.Ready():
 	case err := <-ta.done:
+		ta.cancel = nil // already stopped
 		t.Fatalf("hookd stopped before ready: %v", err)
 	case <-time.After(30 * time.Second):
 		t.Fatal("hookd not ready after 30s")
@@ -180,7 +181,8 @@ func withInstallation(t *testing.T, name string, installation int64) []byte {
 
 func newFake(t *testing.T) (*githubfake.Fake, githubfake.Installation) {
 	t.Helper()
-	fake := githubfake.NewServer(t, githubfake.Options{WebhookSecret: "current-secret"})
+	// The hook URL is set (preflight:webhook requires one); tests post deliveries themselves.
+	fake := githubfake.NewServer(t, githubfake.Options{WebhookSecret: "current-secret", WebhookURL: "http://127.0.0.1:9/unused"})
 	inst, err := fake.AddInstallation("octo-org", "octo-org/hello-world")
 	if err != nil {
 		t.Fatal(err)

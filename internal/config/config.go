@@ -18,6 +18,7 @@ import (
 	"github.com/hookd/hookd/planner"
 	"github.com/hookd/hookd/processor"
 	"github.com/hookd/hookd/processor/rules"
+	"github.com/hookd/hookd/sweep"
 )
 
 // Roles a hookd process can take. Default: all of them.
@@ -57,6 +58,8 @@ type Config struct {
 	Scheduler planner.SchedulerConfig `yaml:"scheduler"`
 	// Tenants selects the installations and repositories hookd serves (allow/deny lists).
 	Tenants planner.Selection `yaml:"tenants"`
+	// Sweep configures the worker phase's reconciliation: drift sweeps and redeliveries.
+	Sweep sweep.Config `yaml:"sweep"`
 	// Rules are the built-in handlers as configuration (file only; see hookd.example.yaml).
 	Rules []rules.RuleConfig `yaml:"rules"`
 	// RulesDir resolves run.command programs given as relative paths. Default: the working
@@ -101,6 +104,7 @@ func (c *Config) Defaults() {
 	c.Processor.Retry = c.Retry
 	c.Processor.Defaults()
 	c.Scheduler.Defaults()
+	c.Sweep.Defaults()
 }
 
 // Validate reports every problem at once; each message names the key and what to change.
@@ -123,7 +127,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("shutdown_timeout: must be positive, got %s", c.ShutdownTimeout))
 	}
 	errs = append(errs, c.NATS.Validate(), c.Retry.Validate(), c.GitHub.Validate(), c.HTTP.Validate(),
-		c.Processor.Validate(), c.Scheduler.Validate(), c.Tenants.Validate())
+		c.Processor.Validate(), c.Scheduler.Validate(), c.Tenants.Validate(), c.Sweep.Validate())
 	if len(c.Rules) > 0 {
 		// Compile every condition and template now, so that a broken rule stops the start.
 		if _, err := rules.Load(c.Rules, rules.Options{BotLogin: c.Processor.BotLogin, BaseDir: c.RulesDir}); err != nil {
