@@ -16,17 +16,12 @@ type Config struct {
 	Concurrency int `yaml:"concurrency"`
 	// MaxAckPending is how many events of one partition may be out of the stream and not yet
 	// acknowledged at once: buffered in tenant queues, running, or waiting for a retry. It is the
-	// read-ahead that lets a quiet repository overtake a busy one in the same partition, and the
-	// back-pressure bound: when it is reached the server stops delivering to the partition.
-	// Default 1000.
+	// read-ahead window within which a quiet repository overtakes a busy one in the same
+	// partition, and the back-pressure bound (memory: about MaxAckPending payloads per partition):
+	// when it is reached the server stops delivering to the partition. Default 8192: enough for
+	// a quiet repository to overtake a 5,000-event burst of another in its partition (see
+	// GUARANTEES.md "Fairness").
 	MaxAckPending int `yaml:"max_ack_pending"`
-	// TenantBuffer caps the events of one tenant held in memory; further events of that tenant
-	// are handed back to the server (nak with OverflowDelay) and re-delivered later, so that one
-	// busy repository cannot take the whole read-ahead. Default MaxAckPending/4.
-	TenantBuffer int `yaml:"tenant_buffer"`
-	// OverflowDelay is how long an event handed back because its tenant's buffer is full waits
-	// before it is re-delivered. Default 1s.
-	OverflowDelay time.Duration `yaml:"overflow_delay"`
 	// AckWait is how long the server waits for an acknowledgement before it re-delivers an event
 	// (to this replica, or to the survivor after a failover). Events that wait in a tenant queue
 	// or run long are kept alive with "in progress" signals every AckWait/4. Default 10s.
@@ -53,7 +48,8 @@ type Config struct {
 	// Retry is the retry policy for failed handlers (planner.RetryPolicy, the one retry policy):
 	// transient errors back off from retry.initial to retry.max; unclassified errors use the long
 	// backoff and are dead-lettered after retry.max_attempts attempts; permanent errors at once.
-	Retry planner.RetryPolicy `yaml:"retry"`
+	// Set from the top-level retry section (one policy for the whole process), not in the file.
+	Retry planner.RetryPolicy `yaml:"-"`
 }
 
 // PriorityGroup is the priority group every partition consumer is created with.
@@ -65,13 +61,7 @@ func (c *Config) Defaults() {
 		c.Concurrency = 64
 	}
 	if c.MaxAckPending == 0 {
-		c.MaxAckPending = 1000
-	}
-	if c.TenantBuffer == 0 {
-		c.TenantBuffer = max(2, c.MaxAckPending/4)
-	}
-	if c.OverflowDelay == 0 {
-		c.OverflowDelay = time.Second
+		c.MaxAckPending = 8192
 	}
 	if c.AckWait == 0 {
 		c.AckWait = 10 * time.Second
@@ -108,12 +98,6 @@ func (c Config) Validate() error {
 	}
 	if c.MaxAckPending < 1 {
 		errs = append(errs, fmt.Errorf("processor.max_ack_pending: want >= 1, got %d", c.MaxAckPending))
-	}
-	if c.TenantBuffer < 2 || c.TenantBuffer > c.MaxAckPending && c.MaxAckPending >= 2 {
-		errs = append(errs, fmt.Errorf("processor.tenant_buffer: want 2..processor.max_ack_pending (%d), got %d", c.MaxAckPending, c.TenantBuffer))
-	}
-	if c.OverflowDelay <= 0 {
-		errs = append(errs, fmt.Errorf("processor.overflow_delay: must be positive, got %s", c.OverflowDelay))
 	}
 	if c.AckWait < time.Second {
 		errs = append(errs, fmt.Errorf("processor.ack_wait: want >= 1s, got %s", c.AckWait))

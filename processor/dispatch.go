@@ -23,16 +23,16 @@ const (
 	kindAck     settleKind = iota // handled (or nothing to do): Ack
 	kindRetry                     // failed, retry after delay: NakWithDelay
 	kindDead                      // failed for good: dead letter, then Term
-	kindRelease                   // not handled by this replica (shutdown, overflow, pin lost): Nak(WithDelay), no attempt counted
+	kindRelease                   // not handled by this replica (shutdown, pin lost): Nak, no attempt counted
 )
 
 // result is the outcome of handling one event.
 type result struct {
 	kind     settleKind
 	delay    time.Duration
-	err      error        // the failure, for kindRetry and kindDead
+	err      error // the failure, for kindRetry and kindDead
 	class    planner.Class
-	handlers []string     // handlers that failed
+	handlers []string // handlers that failed
 	failure  failureRecord
 }
 
@@ -66,6 +66,15 @@ func (p *Processor) handle(ctx context.Context, it *item) result {
 	}
 	if len(routes) == 0 {
 		p.m.unhandled.WithLabelValues(m.Event).Inc()
+		// Still record what hookd has seen of the issue or pull request: the sweep compares
+		// GitHub with this record, and an unrecorded change would look like drift.
+		if issueEvents[m.Event] {
+			if ref := itemOf(getPayload(it)); ref.Number != 0 {
+				if err := p.states.advance(ctx, it.tenant, ref, m); err != nil {
+					log.Warn().Err(err).Msg("cannot record the issue's state for the staleness guard")
+				}
+			}
+		}
 		return result{kind: kindAck}
 	}
 
@@ -85,7 +94,9 @@ func (p *Processor) handle(ctx context.Context, it *item) result {
 	if issueEvents[m.Event] {
 		sh.item = itemOf(getPayload(it))
 	}
-	bot := p.cfg.BotLogin != "" && strings.EqualFold(m.Sender, p.cfg.BotLogin)
+	// Events sent by this app's own bot reach only handlers that opt in (no feedback loops).
+	// Reconcile events carry the bot as sender but report changes made by others: they pass.
+	bot := p.cfg.BotLogin != "" && strings.EqualFold(m.Sender, p.cfg.BotLogin) && m.Source != event.SourceReconcile
 
 	var failures []failure
 	for _, r := range routes {

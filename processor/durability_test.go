@@ -64,7 +64,7 @@ func TestDurability(t *testing.T) {
 	cfg := fastConfig()
 	cfg.ShutdownTimeout = 100 * time.Millisecond
 	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
-	p1, err := processor.New(cfg, processor.Deps{JS: js1, Mux: &mux1, Log: &log, Registerer: prometheus.NewRegistry(), Partitions: env.Config.Partitions})
+	p1, err := processor.New(cfg, processor.Deps{JS: js1, Mux: &mux1, Log: log, Registerer: prometheus.NewRegistry(), Partitions: env.Config.Partitions})
 	must(t, err)
 	ctx1, cancel1 := context.WithCancel(context.Background())
 	done1 := make(chan error, 1)
@@ -130,5 +130,4 @@ func TestDurability(t *testing.T) {
 			prev = c.seq
 		}
 	}
-	_ = brokertest.New
 }

@@ -13,10 +13,11 @@ import (
 )
 
 // A fence says "tenant T has an event with stream sequence Seq out of any replica's hands (handed
-// back for a retry or because T's buffer was full); do not run T's later events before it".
+// back for a retry, or running on a replica that is giving the partition up); do not run T's
+// later events before it".
 // In memory, a replica knows this about its own tenants; the fence, kept in hookd_state under
 // fence.<partition>.<tenant>, carries it across a failover or a rolling restart to whichever
-// replica the partition moves to. Fences are written only on the failure and overflow paths;
+// replica the partition moves to. Fences are written only on the failure and handover paths;
 // every replica watches its partitions' fences, so the hot path reads them from memory.
 type fence struct {
 	Seq   uint64    `json:"seq"`

@@ -27,7 +27,6 @@ func fastConfig() processor.Config {
 		PinnedTTL:       2 * time.Second,
 		ShutdownTimeout: 5 * time.Second,
 		HandlerTimeout:  10 * time.Second,
-		OverflowDelay:   50 * time.Millisecond,
 		Concurrency:     16,
 		BotLogin:        "hookd-test[bot]",
 		Retry: planner.RetryPolicy{
@@ -137,7 +136,7 @@ func newProcessor(t testing.TB, env *brokertest.Env, cfg processor.Config, mux *
 	t.Helper()
 	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
 	p, err := processor.New(cfg, processor.Deps{
-		JS: env.JS, Mux: mux, Clients: clients, Log: &log, Registerer: prometheus.NewRegistry(), Partitions: env.Config.Partitions,
+		JS: env.JS, Mux: mux, Clients: clients, Log: log, Registerer: prometheus.NewRegistry(), Partitions: env.Config.Partitions,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -201,5 +200,15 @@ func (r *recorder) quiet(t testing.TB, d time.Duration) {
 	case c := <-r.ch:
 		t.Fatalf("unexpected handler call %+v", c)
 	case <-time.After(d):
+	}
+}
+
+// metaFor is the metadata ingest would store for an issue_comment delivery in r.
+func metaFor(r repo, delivery string) event.Meta {
+	owner, _, _ := cutSlash(r.name)
+	return event.Meta{
+		Event: "issue_comment", Action: "created", Delivery: delivery, InstallationID: r.inst, RepositoryID: r.id,
+		Repository: r.name, Owner: owner, Sender: "octocat", SenderType: "User", ReceivedAt: time.Now().UTC(),
+		Source: event.SourceWebhook,
 	}
 }

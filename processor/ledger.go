@@ -162,9 +162,9 @@ func ledgerKey(key string) string {
 }
 
 // Keys of the processor's own records in hookd_effects.
-func effectPrefix(delivery, handler string) string { return "fx." + delivery + "." + handler + "." }
+func effectPrefix(delivery, handler string) string   { return "fx." + delivery + "." + handler + "." }
 func handlerDoneKey(delivery, handler string) string { return "h." + delivery + "." + handler }
-func failureKey(delivery string) string             { return "fail." + delivery }
+func failureKey(delivery string) string              { return "fail." + delivery }
 
 // failureRecord counts the failed attempts of one event across deliveries, replicas and restarts.
 type failureRecord struct {

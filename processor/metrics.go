@@ -29,9 +29,9 @@ type metrics struct {
 	pending     *prometheus.GaugeVec   // partition: consumer num_pending
 	ackPending  *prometheus.GaugeVec   // partition: consumer num_ack_pending
 	buffered    *prometheus.GaugeVec   // partition: held in this replica's tenant queues
-	overflow    *prometheus.CounterVec // partition: events handed back because a tenant's buffer was full
 	pinLost     *prometheus.CounterVec // partition
 	ackFailures prometheus.Counter
+	owned       prometheus.Gauge // partitions assigned to this replica
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -71,12 +71,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		buffered: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "hookd_processor_buffered", Help: "Events held in this replica's tenant queues (waiting or running).",
 		}, []string{"partition"}),
-		overflow: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "hookd_processor_tenant_overflow_total", Help: "Events handed back because their tenant's buffer (processor.tenant_buffer) was full.",
-		}, []string{"partition"}),
 		pinLost: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hookd_processor_pin_lost_total", Help: "Times this replica lost a partition's pin while running (NATS restart or a stall longer than pinned_ttl).",
 		}, []string{"partition"}),
+		owned: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "hookd_processor_partitions_owned", Help: "Partitions assigned to this replica by the balancer.",
+		}),
 		ackFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "hookd_processor_ack_failures_total", Help: "Acknowledgements that could not be sent (the event will be re-delivered).",
 		}),
@@ -84,7 +84,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.handled, m.latency, m.run, m.retries, m.dead, m.panics, m.pings, m.unhandled, m.pending, m.ackPending, m.buffered, m.overflow, m.pinLost, m.ackFailures} {
+	for _, c := range []prometheus.Collector{m.handled, m.latency, m.run, m.retries, m.dead, m.panics, m.pings, m.unhandled, m.pending, m.ackPending, m.buffered, m.pinLost, m.ackFailures, m.owned} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {

@@ -60,7 +60,6 @@ func TestConfig(t *testing.T) {
 		{"pinned ttl too short", func(c *processor.Config) { c.AckWait = 30 * time.Second }, "processor.pinned_ttl"},
 		{"ack wait", func(c *processor.Config) { c.AckWait = time.Millisecond; c.PinnedTTL = time.Minute }, "processor.ack_wait"},
 		{"concurrency", func(c *processor.Config) { c.Concurrency = -1 }, "processor.concurrency"},
-		{"tenant buffer", func(c *processor.Config) { c.TenantBuffer = 5000 }, "processor.tenant_buffer"},
 		{"consumer", func(c *processor.Config) { c.Consumer = "a.b" }, "processor.consumer"},
 		{"retry", func(c *processor.Config) { c.Retry.Jitter = 2 }, "processor.retry.jitter"},
 	} {

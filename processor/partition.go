@@ -46,7 +46,7 @@ type tenantQ struct {
 	key     string
 	queue   []*item              // waiting, sorted by seq
 	running *item                // at most one
-	out     map[uint64]time.Time // handed back (retry or overflow), awaiting re-delivery → give-up time
+	out     map[uint64]time.Time // handed back for a retry, awaiting re-delivery → give-up time
 	inReady bool
 }
 
@@ -145,11 +145,14 @@ func (pc *PartitionConsumer) Run(ctx context.Context) error {
 	case <-ctx.Done():
 		return nil
 	}
+	dctx, dcancel := context.WithCancel(ctx)
+	defer dcancel()
 	dispatchDone := make(chan struct{})
-	go func() { defer close(dispatchDone); pc.dispatchLoop(ctx, hctx) }()
+	go func() { defer close(dispatchDone); pc.dispatchLoop(dctx, hctx) }()
 	bg.Go(func() { pc.keepAliveLoop(bgCtx) })
 
 	err := pc.consumeLoop(ctx)
+	dcancel() // stop starting events
 	<-dispatchDone
 	pc.drain(hcancel)
 	return err
@@ -243,13 +246,12 @@ func (pc *PartitionConsumer) consumeError(_ jetstream.ConsumeContext, err error)
 }
 
 // arrive is the Consume callback: it files a message under its tenant. It never blocks on
-// handlers; back-pressure is MaxAckPending on the server and TenantBuffer per tenant.
+// handlers; back-pressure is MaxAckPending on the server.
 func (pc *PartitionConsumer) arrive(msg jetstream.Msg) {
 	it := pc.decode(msg)
 	if it == nil {
 		return
 	}
-	var overflow []*item
 	pc.mu.Lock()
 	if pid := msg.Headers().Get("Nats-Pin-Id"); pid != "" && pid != pc.pinID {
 		pc.pinID = pid
@@ -284,21 +286,9 @@ func (pc *PartitionConsumer) arrive(msg jetstream.Msg) {
 		pc.held++
 	}
 	now := time.Now()
-	for len(t.queue) > pc.p.cfg.TenantBuffer {
-		last := t.queue[len(t.queue)-1]
-		t.queue = t.queue[:len(t.queue)-1]
-		pc.held--
-		t.out[last.seq] = now.Add(pc.p.cfg.OverflowDelay + pc.grace())
-		overflow = append(overflow, last)
-	}
 	pc.markReady(t, now)
 	pc.mu.Unlock()
-
-	for _, o := range overflow {
-		pc.p.m.overflow.WithLabelValues(pc.label).Inc()
-		pc.p.settle(context.Background(), pc, o, result{kind: kindRelease, delay: pc.p.cfg.OverflowDelay})
-	}
-	if returned || len(overflow) > 0 {
+	if returned {
 		pc.syncFence(it.key, 0)
 	}
 }

@@ -27,8 +27,8 @@ type Deps struct {
 	// Clients hands out installation-scoped GitHub clients for Event.GitHub. Optional: without
 	// it, Event.GitHub returns ErrNoClients.
 	Clients Clients
-	// Log is the processor's logger. Default: zerolog.Nop().
-	Log *zerolog.Logger
+	// Log is the processor's logger. The zero Logger logs nothing.
+	Log zerolog.Logger
 	// Registerer receives the processor's metrics. Optional: nil registers nowhere.
 	Registerer prometheus.Registerer
 	// Partitions is the events stream's partition count, broker.Config.Partitions. Required.
@@ -74,10 +74,7 @@ func New(cfg Config, deps Deps) (*Processor, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	log := zerolog.Nop()
-	if deps.Log != nil {
-		log = *deps.Log
-	}
+	log := deps.Log
 	m, err := newMetrics(deps.Registerer)
 	if err != nil {
 		return nil, err
@@ -93,17 +90,23 @@ func New(cfg Config, deps Deps) (*Processor, error) {
 		slots:   make(chan struct{}, cfg.Concurrency),
 	}
 	for n := range deps.Partitions {
-		p.parts = append(p.parts, &PartitionConsumer{
-			p:       p,
-			n:       n,
-			name:    consumerName(cfg, n),
-			label:   strconv.Itoa(n),
-			log:     p.log.With().Int("partition", n).Logger(),
-			wake:    make(chan struct{}, 1),
-			tenants: map[string]*tenantQ{},
-		})
+		p.parts = append(p.parts, p.newPartition(n))
 	}
 	return p, nil
+}
+
+// newPartition builds a fresh consumer of partition n (one per run: the balancer starts a new
+// one each time the partition is assigned to this replica).
+func (p *Processor) newPartition(n int) *PartitionConsumer {
+	return &PartitionConsumer{
+		p:       p,
+		n:       n,
+		name:    consumerName(p.cfg, n),
+		label:   strconv.Itoa(n),
+		log:     p.log.With().Int("partition", n).Logger(),
+		wake:    make(chan struct{}, 1),
+		tenants: map[string]*tenantQ{},
+	}
 }
 
 // Config returns the configuration in effect (defaults applied).
@@ -128,9 +131,17 @@ func (p *Processor) Services() []Service {
 	return out
 }
 
-// Run runs every partition until ctx ends, then drains them (see PartitionConsumer.Run). It
-// returns the first partition's error, after stopping the others.
-func (p *Processor) Run(ctx context.Context) error {
+// Run consumes the partitions assigned to this replica until ctx ends, then drains them (see
+// PartitionConsumer.Run). Replicas share the partitions through NATS (see balance.go): each
+// registers in the hookd_members bucket, and partition p belongs to the (p mod N)-th live
+// replica; when a replica joins, leaves or dies the partitions move with a graceful handover.
+// It returns an error only when the NATS connection is closed for good.
+func (p *Processor) Run(ctx context.Context) error { return p.balance(ctx) }
+
+// RunAll consumes every partition, without sharing: for a single replica, or when something
+// else assigns partitions (Services). Every replica still pulls, and the pinned priority group
+// lets one receive each partition.
+func (p *Processor) RunAll(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	for _, pc := range p.parts {
 		g.Go(func() error { return pc.Run(gctx) })

@@ -54,8 +54,6 @@ func must(t testing.TB, err error) {
 	}
 }
 
-var _ = fmt.Sprint
-
 func TestOrdering(t *testing.T) {
 	t.Parallel()
 	env := brokertest.New(t)

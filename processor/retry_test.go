@@ -53,14 +53,6 @@ func TestRetries(t *testing.T) {
 	p := newProcessor(t, env, fastConfig(), &mux, nil)
 	started(t, p)
 
-	byDelivery := func(calls []call) map[string][]call {
-		m := map[string][]call{}
-		for _, c := range calls {
-			m[c.delivery] = append(m[c.delivery], c)
-		}
-		return m
-	}
-
 	t.Run("transient then success: growing delays", func(t *testing.T) {
 		publish(t, env.JS, "issues", "transient", body(t, "issues.opened", repo{1, 11, "acme/a"}, nil))
 		calls := rec.wait(t, 4, 20*time.Second)
@@ -147,7 +139,6 @@ func TestRetries(t *testing.T) {
 			t.Fatalf("retried after %s, want >= 3s", gap)
 		}
 	})
-	_ = byDelivery
 }
 
 // waitDeadLetter polls the dead letters for delivery.

@@ -19,8 +19,7 @@ import (
 //	failed, the policy says retry          → NakWithDelay(delay); delay honours RetryAfter hints
 //	failed for good (permanent, undecodable,
 //	  or unclassified past max_attempts)   → publish a dead letter; after its ack, Term
-//	not handled here (shutdown, overflow,
-//	  pin lost)                            → Nak (or NakWithDelay for overflow), no attempt counted
+//	not handled here (shutdown, pin lost)  → Nak, no attempt counted
 //
 // If the dead letter cannot be published, the event is kept (NakWithDelay) and tried again:
 // nothing is terminated before its dead letter is stored. settle returns what it actually did.

@@ -13,7 +13,12 @@ const (
 	BucketEffects = "hookd_effects" // the processor's per-event, per-handler effect ledger
 	BucketState   = "hookd_state"   // last applied state per issue/pull request (staleness guard, sweeps)
 	BucketSweep   = "hookd_sweep"   // sweep cursors, ETags, leases, redelivery bookkeeping
+	BucketMembers = "hookd_members" // live processor replicas (heartbeats expire after MemberTTL)
 )
+
+// MemberTTL is how long a processor replica stays a member after its last heartbeat: the time
+// the others take to notice that it died and share out its partitions.
+const MemberTTL = 10 * time.Second
 
 // Sync policies for the embedded server's file store.
 const (

@@ -57,6 +57,7 @@ func BucketConfigs(cfg Config) []jetstream.KeyValueConfig {
 		{Bucket: BucketEffects, Description: "hookd: effect ledger, per event and handler", TTL: cfg.MaxAge, Storage: jetstream.FileStorage, Replicas: cfg.Replicas, LimitMarkerTTL: time.Second},
 		{Bucket: BucketState, Description: "hookd: last applied state per issue and pull request", Storage: jetstream.FileStorage, Replicas: cfg.Replicas, History: 1},
 		{Bucket: BucketSweep, Description: "hookd: sweep cursors, leases and redelivery bookkeeping", Storage: jetstream.FileStorage, Replicas: cfg.Replicas, History: 1, LimitMarkerTTL: time.Second},
+		{Bucket: BucketMembers, Description: "hookd: live processor replicas", TTL: MemberTTL, Storage: jetstream.MemoryStorage, Replicas: cfg.Replicas, History: 1},
 	}
 }
 

@@ -24,9 +24,6 @@ func TestExampleFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, v := range EnvVars(&Config{}) {
-		if strings.HasPrefix(v.Path, "processor.retry.") {
-			continue // the processor uses the top-level retry policy
-		}
 		parts := strings.Split(v.Path, ".")
 		key := parts[len(parts)-1]
 		if !regexp.MustCompile(`(?m)^\s*#?\s*` + regexp.QuoteMeta(key) + `:`).Match(text) {

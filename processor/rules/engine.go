@@ -320,7 +320,8 @@ func (r *Rule) match(in *Input, act *activation) (bool, string, error) {
 	if in.Reconcile && !r.cfg.Reconcile {
 		return false, "sweep (reconcile) events need reconcile: true", nil
 	}
-	if !r.cfg.AllowBots && r.opts.BotLogin != "" && strings.EqualFold(in.Sender, r.opts.BotLogin) {
+	// Reconcile events are sent in the bot's name but report others' changes: the guard skips them.
+	if !in.Reconcile && !r.cfg.AllowBots && r.opts.BotLogin != "" && strings.EqualFold(in.Sender, r.opts.BotLogin) {
 		return false, "sent by this app's bot (" + in.Sender + "); set allow_bots: true to run anyway", nil
 	}
 	if r.cond == nil {
