@@ -32,7 +32,7 @@ import (
 // Exclusivity never depends on the membership view: each partition's consumer is a pinned
 // priority group, so however briefly two replicas disagree, only one receives a partition.
 const (
-	membersPrefix = "processor."
+	membersPrefix  = "processor."
 	heartbeatEvery = 2 * time.Second
 	balanceEvery   = time.Second
 )

@@ -235,7 +235,7 @@ func (a *app) plan(ctx context.Context, o appOptions) error {
 		}
 		plog := log
 		proc, err := processor.New(cfg.Processor, processor.Deps{
-			JS: a.js, Mux: mux, Clients: a.gh, Log: &plog, Registerer: a.reg, Partitions: cfg.NATS.Partitions,
+			JS: a.js, Mux: mux, Clients: a.gh, Log: plog, Registerer: a.reg, Partitions: cfg.NATS.Partitions,
 		})
 		if err != nil {
 			return err
