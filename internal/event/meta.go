@@ -1,7 +1,6 @@
 package event
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -81,56 +80,85 @@ func cutFullName(full string) (owner, name string, ok bool) {
 	return "", "", false
 }
 
-// envelope is the part of every webhook payload hookd reads to route it.
-type envelope struct {
-	Action       string `json:"action"`
-	Installation *struct {
-		ID      int64 `json:"id"`
-		Account *struct {
-			Login string `json:"login"`
-		} `json:"account"`
-	} `json:"installation"`
-	Repository *struct {
-		ID       int64  `json:"id"`
-		FullName string `json:"full_name"`
-		Owner    *struct {
-			Login string `json:"login"`
-		} `json:"owner"`
-	} `json:"repository"`
-	Sender *struct {
-		Login string `json:"login"`
-		Type  string `json:"type"`
-	} `json:"sender"`
-}
-
 // ErrNotJSONObject is returned by ParsePayload for a body that is not a JSON object.
 var ErrNotJSONObject = errors.New("payload is not a JSON object")
 
 // ParsePayload fills the payload-derived fields of m (action, installation, repository, owner,
 // sender) from a webhook body. It returns an error wrapping ErrNotJSONObject for a body that is
-// not a JSON object.
+// not a JSON object, or whose routing fields have the wrong type (an installation that is not an
+// object, an id that is not an integer, ...). It reads the body once to validate it and skims
+// it once more for the routing fields, decoding nothing else.
 func ParsePayload(m *Meta, body []byte) error {
-	var env envelope
-	if err := json.Unmarshal(body, &env); err != nil {
-		return fmt.Errorf("%w: %v", ErrNotJSONObject, err)
+	var inst, repo, sender, action []byte
+	valid, isObject := validObject(body, func(k, v []byte) {
+		switch string(k) {
+		case "action":
+			action = v
+		case "installation":
+			inst = v
+		case "repository":
+			repo = v
+		case "sender":
+			sender = v
+		}
+	})
+	if !valid {
+		return fmt.Errorf("%w: invalid JSON", ErrNotJSONObject)
 	}
-	m.Action = env.Action
-	if env.Installation != nil {
-		m.InstallationID = env.Installation.ID
-		if env.Installation.Account != nil {
-			m.Owner = env.Installation.Account.Login
+	if !isObject {
+		return ErrNotJSONObject
+	}
+	var out Meta
+	var err error
+	if action != nil {
+		if out.Action, err = jsonString(action); err != nil {
+			return fmt.Errorf("%w: action: %v", ErrNotJSONObject, err)
 		}
 	}
-	if env.Repository != nil {
-		m.RepositoryID = env.Repository.ID
-		m.Repository = env.Repository.FullName
-		if env.Repository.Owner != nil && m.Owner == "" {
-			m.Owner = env.Repository.Owner.Login
+	err = object(inst, func(k, v []byte) (err error) {
+		switch string(k) {
+		case "id":
+			out.InstallationID, err = jsonInt(v)
+		case "account":
+			out.Owner, err = loginOf(v)
 		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("%w: installation: %v", ErrNotJSONObject, err)
 	}
-	if env.Sender != nil {
-		m.Sender, m.SenderType = env.Sender.Login, env.Sender.Type
+	var repoOwner string
+	err = object(repo, func(k, v []byte) (err error) {
+		switch string(k) {
+		case "id":
+			out.RepositoryID, err = jsonInt(v)
+		case "full_name":
+			out.Repository, err = jsonString(v)
+		case "owner":
+			repoOwner, err = loginOf(v)
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("%w: repository: %v", ErrNotJSONObject, err)
 	}
+	if out.Owner == "" {
+		out.Owner = repoOwner
+	}
+	err = object(sender, func(k, v []byte) (err error) {
+		switch string(k) {
+		case "login":
+			out.Sender, err = jsonString(v)
+		case "type":
+			out.SenderType, err = jsonString(v)
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("%w: sender: %v", ErrNotJSONObject, err)
+	}
+	m.Action, m.InstallationID, m.Owner, m.RepositoryID, m.Repository = out.Action, out.InstallationID, out.Owner, out.RepositoryID, out.Repository
+	m.Sender, m.SenderType = out.Sender, out.SenderType
 	return nil
 }
 
