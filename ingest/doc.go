@@ -25,10 +25,12 @@
 // The stored message is the body exactly as received (the decoded payload field for
 // application/x-www-form-urlencoded deliveries) with event.Meta as headers (source "webhook", the
 // index of the secret that verified it, received-at, ids from the payload and the X-GitHub-Hook-*
-// headers). It is published to event.Meta.Subject with the delivery id as Nats-Msg-Id. The stream
+// headers). It is published to event.Meta.Subject, whose last token is the delivery id. The stream
 // keeps one message per delivery subject and refuses a second for as long as it keeps the first
 // (nats.max_age, at least 4 days), so GitHub redeliveries and client retries are answered 200
-// duplicate whether they come within JetStream's two-minute Nats-Msg-Id window or days later.
+// duplicate whether they come a second or days later. No Nats-Msg-Id is set: the subject limit
+// already de-duplicates, and the server's Msg-Id window would keep every id of the last two
+// minutes in memory.
 //
 // # Secrets
 //

@@ -198,9 +198,12 @@ func (h *webhook) publish(ctx context.Context, m *event.Meta, payload []byte) (d
 	var ack *jetstream.PubAck
 	release = true
 	if h.async.Load() {
-		ack, release, err = publishAsync(ctx, h.js, msg, m.Delivery)
+		ack, release, err = publishAsync(ctx, h.js, msg)
 	} else {
-		ack, err = h.js.PublishMsg(ctx, msg, jetstream.WithMsgID(m.Delivery))
+		// No Nats-Msg-Id: the one-message-per-delivery subject already refuses a second copy,
+		// atomically and for as long as the stream keeps the first, and the server's
+		// Msg-Id window would hold two more minutes of ids in memory for nothing.
+		ack, err = h.js.PublishMsg(ctx, msg)
 	}
 	h.m.publishDuration.Observe(time.Since(t0).Seconds())
 	duplicate, err = broker.PublishOutcome(ack, err)
@@ -223,8 +226,8 @@ func (h *webhook) publish(ctx context.Context, m *event.Meta, payload []byte) (d
 }
 
 // publishAsync publishes with PublishMsgAsync and waits for this message's own ack future.
-func publishAsync(ctx context.Context, js jetstream.JetStream, msg *nats.Msg, id string) (*jetstream.PubAck, bool, error) {
-	f, err := js.PublishMsgAsync(msg, jetstream.WithMsgID(id))
+func publishAsync(ctx context.Context, js jetstream.JetStream, msg *nats.Msg) (*jetstream.PubAck, bool, error) {
+	f, err := js.PublishMsgAsync(msg)
 	if err != nil {
 		return nil, true, err
 	}
