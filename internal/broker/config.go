@@ -47,8 +47,10 @@ type Config struct {
 	// Partitions of the events stream: tenants hash to partitions, each partition has one active
 	// processor at a time. Default 16. Raising it later leaves stored events where they are.
 	Partitions int `yaml:"partitions"`
-	// MaxAge is how long stored events are kept, and so the de-duplication window. Default 7 days;
-	// at least 4 days (GitHub redelivers for 3).
+	// MaxAge is how long stored events are kept, and so the de-duplication window. Default and
+	// minimum 4 days (GitHub.com redelivers for 3); with GitHub Enterprise Server, which
+	// redelivers for 7, set 8 days (192h). The server keeps about 240 bytes of index in memory
+	// per stored delivery (docs/PERFORMANCE.md), so this also sizes memory.
 	MaxAge time.Duration `yaml:"max_age"`
 	// MaxBytes caps the events stream. When it is full, new deliveries are refused (503) rather
 	// than older ones dropped. Default 8 GiB.
@@ -83,7 +85,7 @@ func (c *Config) Defaults() {
 		c.Partitions = 16
 	}
 	if c.MaxAge == 0 {
-		c.MaxAge = 7 * 24 * time.Hour
+		c.MaxAge = MinDedupWindow
 	}
 	if c.MaxBytes == 0 {
 		c.MaxBytes = 8 << 30

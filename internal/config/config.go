@@ -128,6 +128,9 @@ func (c *Config) Validate() error {
 	}
 	errs = append(errs, c.NATS.Validate(), c.Retry.Validate(), c.GitHub.Validate(), c.HTTP.Validate(),
 		c.Processor.Validate(), c.Scheduler.Validate(), c.Tenants.Validate(), c.Sweep.Validate())
+	if c.Sweep.RedeliveryWindow >= c.NATS.MaxAge {
+		errs = append(errs, fmt.Errorf("sweep.redelivery_window (%s) must be shorter than nats.max_age (%s): deliveries GitHub can still redeliver must still be remembered, or a redelivery is stored twice; raise nats.max_age (GitHub Enterprise Server: 192h)", c.Sweep.RedeliveryWindow, c.NATS.MaxAge))
+	}
 	if len(c.Rules) > 0 {
 		// Compile every condition and template now, so that a broken rule stops the start.
 		if _, err := rules.Load(c.Rules, rules.Options{BotLogin: c.Processor.BotLogin, BaseDir: c.RulesDir}); err != nil {
