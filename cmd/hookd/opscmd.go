@@ -19,6 +19,7 @@ import (
 	"github.com/hookd/hookd/internal/broker"
 	"github.com/hookd/hookd/internal/config"
 	"github.com/hookd/hookd/processor"
+	"github.com/hookd/hookd/sweep"
 )
 
 // opsConn connects an operator command to the JetStream of a running deployment: HOOKD_NATS_URL
@@ -209,7 +210,11 @@ func newStatusCmd() *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "status",
-		Short: "Show the processor's partitions (lag, in flight, redelivered, dead letters, owner)",
+		Short: "Show the processor's partitions and the sweep's repositories and redeliveries",
+		Long: `status reads the state of a running deployment from JetStream: per processor partition the
+lag, events in flight, redelivered and dead-lettered, and the replica it is pinned to; per
+installation and repository the last sweep, its result, the drift it found, the cursor, the
+interval and the rate limit left; and the redelivery worker's last pass.`,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, nc, js, err := opsConn(cmd)
@@ -223,10 +228,19 @@ func newStatusCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if asJSON {
-				return writeJSON(cmd.OutOrStdout(), st)
+			sw, err := sweep.Status(ctx, js)
+			if err != nil {
+				return err
 			}
-			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			if asJSON {
+				return writeJSON(cmd.OutOrStdout(), struct {
+					Processor processor.Status   `json:"processor"`
+					Sweep     sweep.StatusReport `json:"sweep"`
+				}{st, sw})
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintln(out, "PROCESSOR")
+			w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "PARTITION\tCONSUMER\tPENDING\tIN FLIGHT\tREDELIVERED\tDEAD LETTERS\tREPLICAS WAITING\tPINNED TO")
 			for _, p := range st.Partitions {
 				if !p.Exists {
@@ -238,12 +252,39 @@ func newStatusCmd() *cobra.Command {
 			if err := w.Flush(); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "dead letters: %d (hookd dlq list)\n", st.DeadLetters)
+			fmt.Fprintf(out, "dead letters: %d (hookd dlq list)\n\nSWEEP\n", st.DeadLetters)
+			w = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "INSTALLATION\tREPOSITORY\tLAST SWEEP\tRESULT\tDRIFT\tCURSOR\tINTERVAL\tRATE LEFT")
+			for _, in := range sw.Installations {
+				for _, r := range in.Repositories {
+					fmt.Fprintf(w, "%d (%s)\t%s\t%s\t%s\t%d\t%s\t%s\t%d/%d\n", in.InstallationID, orDash(in.Account), r.Tenant.FullName(),
+						when(r.LastSweep), orDash(r.LastResult+errSuffix(r.LastError)), r.LastDrift, when(r.Cursor), r.Interval, in.RateRemaining, in.RateLimit)
+				}
+			}
+			if err := w.Flush(); err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "redelivery: last pass %s (%s), %d requested; %d redelivered within the window\n",
+				when(sw.Redeliver.LastPass), orDash(sw.Redeliver.LastResult+errSuffix(sw.Redeliver.LastError)), sw.Redeliver.Requested, len(sw.Pending))
 			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+func when(t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func errSuffix(e string) string {
+	if e == "" {
+		return ""
+	}
+	return ": " + trunc(e, 60)
 }
 
 func writeJSON(w io.Writer, v any) error {

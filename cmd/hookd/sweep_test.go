@@ -1,12 +1,17 @@
 package main
 
 import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hookd/hookd/examples"
 	"github.com/hookd/hookd/processor/rules"
+	"github.com/hookd/hookd/sweep"
 )
 
 // TestWebhookOutage: GitHub's deliveries fail while an issue is opened, labelled and commented.
@@ -120,6 +125,33 @@ func TestWebhookOutage(t *testing.T) {
 			is, _ := fake.Issue(repo, 1)
 			if !hasLabel(is, "triaged") {
 				t.Errorf("issue labels %v, want triaged", is.Labels)
+			}
+			if tc.sweep { // hookd status shows the sweeps
+				cfgFile := filepath.Join(t.TempDir(), "cli.yaml")
+				if err := os.WriteFile(cfgFile, []byte(fmt.Sprintf("nats:\n  url: %s\n  partitions: %d\n", ta.app.nc.ConnectedUrl(), cfg.NATS.Partitions)), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				out, err := runCLI(t, "status", "--json", "--config", cfgFile)
+				if err != nil {
+					t.Fatalf("status: %v\n%s", err, out)
+				}
+				var st struct {
+					Sweep sweep.StatusReport `json:"sweep"`
+				}
+				if err := json.Unmarshal([]byte(out), &st); err != nil {
+					t.Fatalf("status --json: %v\n%s", err, out)
+				}
+				found := false
+				for _, in := range st.Sweep.Installations {
+					for _, r := range in.Repositories {
+						if r.Tenant.FullName() == repo && !r.LastSweep.IsZero() && r.LastResult != "" {
+							found = true
+						}
+					}
+				}
+				if !found {
+					t.Errorf("hookd status does not show the sweep of %s:\n%s", repo, out)
+				}
 			}
 			if tc.redeliver {
 				redelivered := 0
