@@ -215,7 +215,7 @@ func newStatusCmd() *cobra.Command {
 lag, events in flight, redelivered and dead-lettered, and the replica it is pinned to; per
 installation and repository the last sweep, its result, the drift it found, the cursor, the
 interval and the rate limit left; and the redelivery worker's last pass.`,
-		Args:  cobra.NoArgs,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, nc, js, err := opsConn(cmd)
 			if err != nil {

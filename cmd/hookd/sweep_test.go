@@ -167,4 +167,3 @@ func TestWebhookOutage(t *testing.T) {
 		})
 	}
 }
-
