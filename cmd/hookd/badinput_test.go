@@ -64,7 +64,6 @@ func TestServeBadInput(t *testing.T) {
 	}
 }
 
-
 // TestSendCommand: `hookd send` signs the payload as GitHub does; hookd's verifier accepts it.
 func TestSendCommand(t *testing.T) {
 	t.Parallel()
