@@ -20,7 +20,7 @@ type Config struct {
 	// partition, and the back-pressure bound (memory: about MaxAckPending payloads per partition):
 	// when it is reached the server stops delivering to the partition. Default 8192: enough for
 	// a quiet repository to overtake a 5,000-event burst of another in its partition (see
-	// GUARANTEES.md "Fairness").
+	// docs/ARCHITECTURE.md "Fairness").
 	MaxAckPending int `yaml:"max_ack_pending"`
 	// AckWait is how long the server waits for an acknowledgement before it re-delivers an event
 	// (to this replica, or to the survivor after a failover). Events that wait in a tenant queue
@@ -29,7 +29,7 @@ type Config struct {
 	// PinnedTTL is the failover bound: the server moves a partition to another replica when the
 	// pinned replica has not asked for events for this long. It must exceed AckWait plus the pull
 	// expiry (AckWait/4, at least 1s) so that the events a dead replica held are re-deliverable
-	// before any survivor receives later ones (see GUARANTEES.md). Default 15s.
+	// before any survivor receives later ones (see docs/ARCHITECTURE.md). Default 15s.
 	PinnedTTL time.Duration `yaml:"pinned_ttl"`
 	// HandlerTimeout bounds one handler call; the handler's context is cancelled after it and the
 	// attempt counts as a transient failure. Default 5m.

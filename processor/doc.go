@@ -12,7 +12,7 @@
 // "worker:consume:partition-<p>", or all of them under Processor.Run). The DLQ type is the
 // dead-letter API behind `hookd dlq`; ReadStatus is `hookd status`.
 //
-// # Guarantees, in short (GUARANTEES.md has the long form)
+// # Guarantees, in short (docs/ARCHITECTURE.md has the long form)
 //
 //   - At least once, effects once. Every stored event is handled until every matching handler
 //     succeeded or the event is dead-lettered; a crash at any instant loses nothing, because an

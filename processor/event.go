@@ -93,7 +93,7 @@ func (e *Event) GitHub() (*github.Client, error) {
 
 // Stale reports whether a newer state of the event's issue or pull request was already handled
 // (its updated_at is older than the one recorded after the last successful handling; see
-// GUARANTEES.md "Staleness"). GitHub does not deliver webhooks in order, and replays and
+// docs/ARCHITECTURE.md "Staleness"). GitHub does not deliver webhooks in order, and replays and
 // reconcile events arrive late: a handler that sets state (labels, status comments) should skip
 // stale events. Events without an issue or pull request are never stale. If the state cannot be
 // read, Stale reports false and logs why.

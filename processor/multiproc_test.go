@@ -278,7 +278,7 @@ func TestMultiProcessNATSRestart(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("events overtaken across the NATS restart (allowed, see GUARANTEES.md): %d", reordered)
+	t.Logf("events overtaken across the NATS restart (allowed, see docs/ARCHITECTURE.md): %d", reordered)
 	for i := range n {
 		if subj := fmt.Sprintf("fxlog.r-%05d", i); count[subj] != 1 {
 			t.Errorf("%s: effect done %d times", subj, count[subj])

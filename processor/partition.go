@@ -119,7 +119,7 @@ func ConsumerConfig(cfg Config, n int) jetstream.ConsumerConfig {
 
 func consumerName(cfg Config, n int) string { return cfg.Consumer + "_" + strconv.Itoa(n) }
 
-// Run consumes the partition until ctx ends, then drains (see GUARANTEES.md "Shutdown"): it
+// Run consumes the partition until ctx ends, then drains (see docs/ARCHITECTURE.md "Shutdown"): it
 // stops receiving, hands back what is buffered but not started, lets running handlers finish
 // within ShutdownTimeout (then cancels them and still waits), and unpins the partition so that
 // another replica takes it at once. It returns nil after a drain; it retries NATS failures

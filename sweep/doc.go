@@ -17,7 +17,7 @@
 //   - worker:sweep:<owner>/<name> lists a repository's issues and pull requests updated since
 //     its cursor with a conditional request (an unchanged repository answers 304, which costs
 //     no rate limit), compares each with the processor's ItemState in hookd_state, and stores a
-//     reconcile event for each change hookd has not seen (see RECONCILE.md for its shape).
+//     reconcile event for each change hookd has not seen (see docs/ARCHITECTURE.md ("Reconcile events") for its shape).
 //     Rules with `reconcile: true` run on it.
 //
 // # Sweep passes

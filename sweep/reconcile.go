@@ -17,7 +17,7 @@ func ReconcileDeliveryID(repoID int64, number int, updatedAt time.Time) string {
 }
 
 // ReconcilePayload is the body of a reconcile event, shaped like the webhook payload of the
-// same event name (see RECONCILE.md): "issues" events carry Issue (the issue as the REST API
+// same event name (see docs/ARCHITECTURE.md ("Reconcile events")): "issues" events carry Issue (the issue as the REST API
 // listed it), "pull_request" events carry Number and PullRequest (the pull request as GET
 // /repos/{owner}/{repo}/pulls/{number} returned it, head sha included).
 type ReconcilePayload struct {
