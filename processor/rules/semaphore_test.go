@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
@@ -167,9 +168,23 @@ func TestExecuteConcurrency(t *testing.T) {
 	t.Parallel()
 	env := brokertest.New(t)
 	ctx := context.Background()
-	sem, err := NewKVSemaphore(ctx, env.JS, SemaphoreConfig{Lease: 5 * time.Second}, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
+	// Three replicas: three connections, three semaphores over one bucket.
+	var sems []*KVSemaphore
+	for range 3 {
+		nc, err := nats.Connect(env.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		js, err := jetstream.New(nc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sem, err := NewKVSemaphore(ctx, js, SemaphoreConfig{Lease: 5 * time.Second}, zerolog.Nop())
+		if err != nil {
+			t.Fatal(err)
+		}
+		sems = append(sems, sem)
 	}
 	dir := t.TempDir()
 	// The agent fails if another run is inside its critical section.
@@ -188,14 +203,14 @@ rules:
       env: {LOCK: "`+dir+`/lock"}
 `, Options{}).Rule("gpu")
 	var wg sync.WaitGroup
-	errs := make(chan error, 4)
-	for i := range 4 {
+	errs := make(chan error, 6)
+	for i := range 6 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			in := input(t, "issues.opened", nil)
 			in.Delivery = string(rune('a' + i))
-			_, err := r.Execute(ctx, in, Deps{Semaphore: sem})
+			_, err := r.Execute(ctx, in, Deps{Semaphore: sems[i%len(sems)]})
 			errs <- err
 		}()
 	}
