@@ -130,3 +130,70 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 }
+
+// TestEnsureCluster: the topology works on a 3-node cluster with 3 replicas, and keeps storing
+// and de-duplicating with one node down.
+func TestEnsureCluster(t *testing.T) {
+	t.Parallel()
+	c := brokertest.StartCluster(t, 3)
+	nc, err := nats.Connect(c.URL, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := broker.Config{URL: c.URL, Replicas: 3, Partitions: 4}
+	cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for i := 0; i < 2; i++ { // idempotent
+		if err := broker.Ensure(ctx, js, cfg); err != nil {
+			t.Fatalf("ensure #%d: %v", i+1, err)
+		}
+	}
+	s, err := js.Stream(ctx, broker.StreamEvents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.CachedInfo().Config.Replicas; got != 3 {
+		t.Fatalf("events stream replicas = %d, want 3", got)
+	}
+	kv, err := js.KeyValue(ctx, broker.BucketEffects)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := func(d string) (bool, error) {
+		m := event.Meta{Event: "issues", Delivery: d, InstallationID: 1, RepositoryID: 2}
+		pctx, pcancel := context.WithTimeout(ctx, 10*time.Second)
+		defer pcancel()
+		return broker.PublishOutcome(js.PublishMsg(pctx, &nats.Msg{Subject: m.Subject(), Header: m.Header(), Data: []byte(`{}`)}))
+	}
+	if dup, err := pub("c-1"); dup || err != nil {
+		t.Fatalf("first publish: dup=%v err=%v", dup, err)
+	}
+	c.Nodes[0].Kill() // quorum of two remains
+	var dup bool
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		dup, err = pub("c-1")
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if !dup || err != nil {
+		t.Fatalf("with a node down, a redelivery: dup=%v err=%v; want duplicate", dup, err)
+	}
+	if dup, err := pub("c-2"); dup || err != nil {
+		t.Fatalf("with a node down, a new delivery: dup=%v err=%v", dup, err)
+	}
+	if _, err := kv.Put(ctx, "k", []byte("v")); err != nil {
+		t.Fatalf("KV put with a node down: %v", err)
+	}
+}

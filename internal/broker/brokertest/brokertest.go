@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -118,6 +119,11 @@ type Process struct {
 	Port  int
 	Store string
 	t     testing.TB
+	extra []string // more server flags (cluster)
+}
+
+func (p *Process) args() []string {
+	return append([]string{"-js", "-a", "127.0.0.1", "-p", strconv.Itoa(p.Port), "-sd", p.Store}, p.extra...)
 }
 
 // StartProcess runs nats-server with JetStream as a separate process on a free port, with its
@@ -139,7 +145,7 @@ func StartProcess(t testing.TB) *Process {
 // Start (re)starts the process on the same port and store and waits until it accepts clients.
 func (p *Process) Start() {
 	p.t.Helper()
-	p.Cmd = exec.Command(ServerBinary(p.t), "-js", "-a", "127.0.0.1", "-p", strconv.Itoa(p.Port), "-sd", p.Store)
+	p.Cmd = exec.Command(ServerBinary(p.t), p.args()...)
 	if err := p.Cmd.Start(); err != nil {
 		p.t.Fatalf("start nats-server: %v", err)
 	}
@@ -165,4 +171,67 @@ func (p *Process) Kill() {
 		_ = p.Cmd.Process.Kill()
 		_ = p.Cmd.Wait()
 	}
+}
+
+// Cluster is a JetStream cluster of nats-server processes on loopback.
+type Cluster struct {
+	Nodes []*Process
+	URL   string // every node's client URL, comma-separated
+}
+
+// StartCluster runs n clustered nats-server processes with JetStream and waits until the
+// cluster has a JetStream meta leader.
+func StartCluster(t testing.TB, n int) *Cluster {
+	t.Helper()
+	ports := make([]int, n)
+	cports := make([]int, n)
+	for i := range n {
+		ports[i], cports[i] = freePort(t), freePort(t)
+	}
+	var routes []string
+	for _, cp := range cports {
+		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", cp))
+	}
+	c := &Cluster{}
+	var urls []string
+	for i := range n {
+		p := &Process{Port: ports[i], Store: t.TempDir(), URL: fmt.Sprintf("nats://127.0.0.1:%d", ports[i]), t: t,
+			extra: []string{"-n", fmt.Sprintf("node%d", i), "--cluster_name", "hookd-test",
+				"--cluster", fmt.Sprintf("nats://127.0.0.1:%d", cports[i]), "--routes", strings.Join(routes, ",")}}
+		p.Cmd = exec.Command(ServerBinary(t), p.args()...)
+		if err := p.Cmd.Start(); err != nil {
+			t.Fatalf("start node %d: %v", i, err)
+		}
+		t.Cleanup(p.Kill)
+		c.Nodes = append(c.Nodes, p)
+		urls = append(urls, p.URL)
+	}
+	c.URL = strings.Join(urls, ",")
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		nc, err := nats.Connect(c.URL, nats.Timeout(time.Second))
+		if err == nil {
+			js, _ := jetstream.New(nc)
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_, err = js.AccountInfo(ctx)
+			cancel()
+			nc.Close()
+			if err == nil {
+				return c
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("JetStream cluster of %d nodes not ready after 60s", n)
+	return nil
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }
