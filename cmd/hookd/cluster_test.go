@@ -79,4 +79,3 @@ func TestServeCluster(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
-
