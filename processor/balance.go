@@ -220,3 +220,42 @@ func (p *Processor) membersKV(ctx context.Context) (jetstream.KeyValue, error) {
 		backoff = min(2*backoff, 5*time.Second)
 	}
 }
+
+// Replica is one live processor replica as `hookd status` shows it.
+type Replica struct {
+	ID         string    `json:"id"`
+	Host       string    `json:"host"`
+	PID        int       `json:"pid"`
+	Started    time.Time `json:"started"`
+	Partitions []int     `json:"partitions"` // assigned to it by the balancer
+}
+
+// Replicas lists the live processor replicas and the partitions the balancer assigns each, read
+// from hookd_members; it needs no running processor.
+func Replicas(ctx context.Context, js jetstream.JetStream, partitions int) ([]Replica, error) {
+	kv, err := js.KeyValue(ctx, broker.BucketMembers)
+	if err != nil {
+		return nil, fmt.Errorf("KV bucket %s: %w", broker.BucketMembers, err)
+	}
+	lister, err := kv.ListKeysFiltered(ctx, membersPrefix+"*")
+	if err != nil {
+		return nil, err
+	}
+	var out []Replica
+	for k := range lister.Keys() {
+		e, err := kv.Get(ctx, k)
+		if err != nil {
+			continue // expired meanwhile
+		}
+		var m member
+		_ = json.Unmarshal(e.Value(), &m)
+		out = append(out, Replica{ID: strings.TrimPrefix(k, membersPrefix), Host: m.Host, PID: m.PID, Started: m.Started})
+	}
+	slices.SortFunc(out, func(a, b Replica) int { return strings.Compare(a.ID, b.ID) })
+	for p := range partitions {
+		if len(out) > 0 {
+			out[p%len(out)].Partitions = append(out[p%len(out)].Partitions, p)
+		}
+	}
+	return out, nil
+}

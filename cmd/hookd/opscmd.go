@@ -232,15 +232,29 @@ interval and the rate limit left; and the redelivery worker's last pass.`,
 			if err != nil {
 				return err
 			}
+			replicas, err := processor.Replicas(ctx, js, cfg.NATS.Partitions)
+			if err != nil {
+				return err
+			}
 			if asJSON {
 				return writeJSON(cmd.OutOrStdout(), struct {
-					Processor processor.Status   `json:"processor"`
-					Sweep     sweep.StatusReport `json:"sweep"`
-				}{st, sw})
+					Replicas  []processor.Replica `json:"replicas"`
+					Processor processor.Status    `json:"processor"`
+					Sweep     sweep.StatusReport  `json:"sweep"`
+				}{replicas, st, sw})
 			}
 			out := cmd.OutOrStdout()
-			fmt.Fprintln(out, "PROCESSOR")
+			fmt.Fprintln(out, "REPLICAS")
 			w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "REPLICA\tHOST\tPID\tSTARTED\tPARTITIONS")
+			for _, r := range replicas {
+				fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%v\n", r.ID, r.Host, r.PID, when(r.Started), r.Partitions)
+			}
+			if err := w.Flush(); err != nil {
+				return err
+			}
+			fmt.Fprintln(out, "\nPROCESSOR")
+			w = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "PARTITION\tCONSUMER\tPENDING\tIN FLIGHT\tREDELIVERED\tDEAD LETTERS\tREPLICAS WAITING\tPINNED TO")
 			for _, p := range st.Partitions {
 				if !p.Exists {

@@ -85,7 +85,7 @@ func TestDLQCommands(t *testing.T) {
 		t.Fatalf("dlq show: %v\n%s", err, out)
 	}
 	out, err = runCLI(t, "status", "--config", cfgFile)
-	if err != nil || !strings.Contains(out, "dead letters: 1") {
+	if err != nil || !strings.Contains(out, "dead letters: 1") || !strings.Contains(out, "REPLICAS") || !strings.Contains(out, "[0 1 2 3]") {
 		t.Fatalf("status: %v\n%s", err, out)
 	}
 
