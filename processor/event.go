@@ -58,6 +58,35 @@ type shared struct {
 	staleOnce sync.Once
 	item      itemRef
 	stale     bool
+
+	memoMu sync.Mutex
+	memo   map[any]*memoEntry
+}
+
+type memoEntry struct {
+	once sync.Once
+	val  any
+	err  error
+}
+
+// Shared returns the value build makes for key, building it at most once per event: the
+// handlers of one event share it (rules share the payload decoded into a map this way). key
+// should be a value of an unexported type of the caller's package, like a context key. The
+// value is shared: treat it as read-only.
+func (e *Event) Shared(key any, build func() (any, error)) (any, error) {
+	s := e.shared
+	s.memoMu.Lock()
+	if s.memo == nil {
+		s.memo = map[any]*memoEntry{}
+	}
+	m := s.memo[key]
+	if m == nil {
+		m = &memoEntry{}
+		s.memo[key] = m
+	}
+	s.memoMu.Unlock()
+	m.once.Do(func() { m.val, m.err = build() })
+	return m.val, m.err
 }
 
 // Parsed returns the payload decoded into its go-github type (*github.IssuesEvent for "issues",

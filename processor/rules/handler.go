@@ -64,6 +64,8 @@ func (r *Rule) timeout() time.Duration {
 	return t + 2*time.Minute
 }
 
+type inputKey struct{}
+
 type handler struct {
 	r *Rule
 	d HandlerDeps
@@ -77,10 +79,15 @@ func (h *handler) Handle(ctx context.Context, ev *processor.Event) error {
 	if !h.r.listens(&in) {
 		return nil
 	}
-	in, err := NewInput(ev.Meta, ev.Payload)
+	// Every rule listening to the event shares one decoded input.
+	shared, err := ev.Shared(inputKey{}, func() (any, error) {
+		in, err := NewInput(ev.Meta, ev.Payload)
+		return &in, err
+	})
 	if err != nil {
 		return processor.Permanent(err)
 	}
+	in = *shared.(*Input)
 	ok, reason, err := h.r.match(&in, &activation{in: &in})
 	if err != nil {
 		ev.Log.Debug().Err(err).Str("rule", h.r.cfg.Name).Msg("rule condition failed; counted as false")
