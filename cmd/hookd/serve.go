@@ -187,7 +187,7 @@ func (a *app) plan(ctx context.Context, o appOptions) error {
 	cfg, log := a.cfg, a.log
 	obs := &rateObserver{}
 	var err error
-	if a.gh, err = ghapp.New(cfg.GitHub, ghapp.Options{OnResponse: obs.observe}); err != nil {
+	if a.gh, err = ghapp.New(cfg.GitHub, ghapp.Options{OnResponse: obs.observe, Budget: ghapp.NewKVBudget(ctx, a.js, log)}); err != nil {
 		return err
 	}
 	var installs []planner.Installation

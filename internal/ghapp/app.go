@@ -32,6 +32,20 @@ type Options struct {
 	Now func() time.Time
 	// RefreshBefore is how long before its expiry an installation token is replaced. Default 5m.
 	RefreshBefore time.Duration
+	// MutationSpacing is the least time between two mutating requests (POST, PATCH, PUT,
+	// DELETE) of one installation in this process. Mutations also run one at a time per
+	// installation, and wait out the Retry-After of a secondary rate limit. The app's own
+	// mutations (redelivery requests; token mints are exempt) are serialised and wait out
+	// Retry-After but are paced by their callers (sweep.redelivery_spacing), not by this.
+	// Default DefaultMutationSpacing (1s, what GitHub asks); negative removes the spacing, not
+	// the rest.
+	MutationSpacing time.Duration
+	// Budget, when set, sees every response (like OnResponse) and refuses, without sending
+	// them, the requests of an installation whose primary rate limit it knows to be exhausted,
+	// with the *github.RateLimitError GitHub would answer (planner.Classify: retry after the
+	// reset). NewKVBudget shares one budget among replicas. Default none: each client still
+	// remembers its own last response (go-github does).
+	Budget Budget
 }
 
 // App is hookd's GitHub App: an app-level client and cached per-installation clients. It is
@@ -41,6 +55,7 @@ type App struct {
 	baseURL *url.URL
 	opts    Options
 	app     *github.Client
+	gov     *governor
 
 	mu       sync.Mutex
 	installs map[int64]*github.Client
@@ -74,14 +89,20 @@ func New(cfg Config, opts Options) (*App, error) {
 	if opts.RefreshBefore <= 0 {
 		opts.RefreshBefore = 5 * time.Minute
 	}
-	a := &App{id: cfg.AppID, baseURL: base, opts: opts, installs: map[int64]*github.Client{}}
-	atr, err := ghinstallation.NewAppsTransportWithOptions(a.observe(0), cfg.AppID,
+	switch {
+	case opts.MutationSpacing == 0:
+		opts.MutationSpacing = DefaultMutationSpacing
+	case opts.MutationSpacing < 0:
+		opts.MutationSpacing = 0
+	}
+	a := &App{id: cfg.AppID, baseURL: base, opts: opts, installs: map[int64]*github.Client{}, gov: newGovernor()}
+	atr, err := ghinstallation.NewAppsTransportWithOptions(a.gov.transport(0, 0, a.observe(0)), cfg.AppID,
 		ghinstallation.WithSigner(&reusedJWT{appID: cfg.AppID, key: key, now: opts.Now}))
 	if err != nil {
 		return nil, fmt.Errorf("github app transport: %w", err)
 	}
 	atr.BaseURL = cfg.APIURL
-	a.app = a.client(atr)
+	a.app = a.client(a.gate(0, atr))
 	return a, nil
 }
 
@@ -113,6 +134,9 @@ func (a *App) client(rt http.RoundTripper) *github.Client {
 // ID is the app's id.
 func (a *App) ID() int64 { return a.id }
 
+// Budget is Options.Budget: the rate-limit budget the App's clients share (nil without one).
+func (a *App) Budget() Budget { return a.opts.Budget }
+
 // Client is the app-level client, authenticated with the app's JWT: /app endpoints (the app,
 // its installations, its hook config and deliveries).
 func (a *App) Client() *github.Client { return a.app }
@@ -127,7 +151,7 @@ func (a *App) Installation(id int64) (*github.Client, error) {
 	defer a.mu.Unlock()
 	c := a.installs[id]
 	if c == nil {
-		c = a.client(&installationTransport{src: &tokenSource{app: a, id: id}, next: a.observe(id)})
+		c = a.client(a.gate(id, &installationTransport{src: &tokenSource{app: a, id: id}, next: a.gov.transport(id, a.opts.MutationSpacing, a.observe(id))}))
 		a.installs[id] = c
 	}
 	return c, nil
@@ -149,24 +173,46 @@ func (a *App) Token(ctx context.Context, installationID int64, repoIDs []int64, 
 	return tok, nil
 }
 
-// observe is the base transport reporting responses to Options.OnResponse under id.
+// The transport of installation id (0: the app) is, from the client down: the budget gate
+// (refuses requests while the budget is exhausted), the installation token (app: the JWT), the
+// governor (mutations one at a time, spaced, after any Retry-After), the observer (OnResponse
+// and Budget.Observe), Options.Transport.
+
+// gate refuses the requests of installation id while Options.Budget says it is exhausted.
+func (a *App) gate(id int64, next http.RoundTripper) http.RoundTripper {
+	if a.opts.Budget == nil {
+		return next
+	}
+	return budgetGate{budget: a.opts.Budget, id: id, next: next}
+}
+
+// observe is the base transport reporting responses to Options.OnResponse and Options.Budget
+// under id.
 func (a *App) observe(id int64) http.RoundTripper {
-	if a.opts.OnResponse == nil {
+	if a.opts.OnResponse == nil && a.opts.Budget == nil {
 		return a.opts.Transport
 	}
-	return observer{next: a.opts.Transport, id: id, fn: a.opts.OnResponse}
+	return observer{next: a.opts.Transport, id: id, fn: a.opts.OnResponse, budget: a.opts.Budget}
 }
 
 type observer struct {
-	next http.RoundTripper
-	id   int64
-	fn   func(int64, *http.Response)
+	next   http.RoundTripper
+	id     int64
+	fn     func(int64, *http.Response)
+	budget Budget
 }
 
 func (o observer) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := o.next.RoundTrip(req)
 	if resp != nil {
-		o.fn(o.id, resp)
+		// A 401's X-RateLimit-* headers are the unauthenticated (per IP) budget, not the
+		// installation's.
+		if o.budget != nil && resp.StatusCode != http.StatusUnauthorized {
+			o.budget.Observe(o.id, resp)
+		}
+		if o.fn != nil {
+			o.fn(o.id, resp)
+		}
 	}
 	return resp, err
 }
