@@ -42,6 +42,14 @@ var issueEvents = map[string]bool{
 	"pull_request_review_comment": true, "pull_request_review_thread": true,
 }
 
+// additiveEvents add something to an issue or pull request (a comment, a review) rather than
+// change its state: they are recorded in the item's state but never stale, so that a comment
+// command delivered late (or redelivered after an outage) still runs.
+var additiveEvents = map[string]bool{
+	"issue_comment": true, "pull_request_review": true, "pull_request_review_comment": true,
+	"pull_request_review_thread": true,
+}
+
 // handle runs every matching handler that has not yet succeeded for the event and decides the
 // event's fate. It never acks; settle does.
 func (p *Processor) handle(ctx context.Context, it *item) result {

@@ -126,7 +126,7 @@ func TestStaleness(t *testing.T) {
 	}
 	ch := make(chan seen, 10)
 	var mux processor.Mux
-	must(t, mux.HandleFunc("labeler", processor.On("issues"), func(ctx context.Context, ev *processor.Event) error {
+	must(t, mux.HandleFunc("labeler", processor.On("issues", "issue_comment"), func(ctx context.Context, ev *processor.Event) error {
 		err := processor.AddLabels(ctx, ev, 1, "x") // no GitHub client: only reached when fresh
 		if errors.Is(err, processor.ErrNoClients) {
 			err = nil
@@ -142,7 +142,13 @@ func TestStaleness(t *testing.T) {
 	publish(t, env.JS, "issues", "newer", body(t, "issues.labeled", r, at("2024-05-01T10:00:00Z")))
 	publish(t, env.JS, "issues", "older", body(t, "issues.opened", r, at("2024-05-01T09:00:00Z")))
 	publish(t, env.JS, "issues", "same", body(t, "issues.assigned", r, at("2024-05-01T10:00:00Z")))
-	want := []seen{{"newer", false, nil}, {"older", true, processor.ErrStale}, {"same", false, nil}}
+	// A comment delivered late (its issue's updated_at older than what was applied) still counts:
+	// comments add to an issue, they do not set its state.
+	publish(t, env.JS, "issue_comment", "late-comment", body(t, "issue_comment.created", r, func(m map[string]any) {
+		iss := m["issue"].(map[string]any)
+		iss["number"], iss["updated_at"] = 1, "2024-05-01T08:00:00Z"
+	}))
+	want := []seen{{"newer", false, nil}, {"older", true, processor.ErrStale}, {"same", false, nil}, {"late-comment", false, nil}}
 	for _, w := range want {
 		select {
 		case s := <-ch:

@@ -124,12 +124,13 @@ func (e *Event) GitHub() (*github.Client, error) {
 // (its updated_at is older than the one recorded after the last successful handling; see
 // docs/ARCHITECTURE.md "Staleness"). GitHub does not deliver webhooks in order, and replays and
 // reconcile events arrive late: a handler that sets state (labels, status comments) should skip
-// stale events. Events without an issue or pull request are never stale. If the state cannot be
+// stale events. Events without an issue or pull request are never stale, nor are comments and
+// reviews: they add to the item rather than set its state, so a late one still counts. If the state cannot be
 // read, Stale reports false and logs why.
 func (e *Event) Stale() bool {
 	s := e.shared
 	s.staleOnce.Do(func() {
-		if s.states == nil || s.item.Number == 0 || s.item.UpdatedAt.IsZero() {
+		if additiveEvents[e.Meta.Event] || s.states == nil || s.item.Number == 0 || s.item.UpdatedAt.IsZero() {
 			return
 		}
 		cur, ok, err := s.states.get(s.ctx, e.Tenant, s.item.Number)
