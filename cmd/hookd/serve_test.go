@@ -342,25 +342,10 @@ func TestServeDurability(t *testing.T) {
 	fake, inst := newFake(t)
 	dataDir := t.TempDir()
 	cfg := testConfig(t, dataDir, fake)
-	httpPort, natsPort := freePort(t), freePort(t)
 
 	// Run 1: the real binary (this test binary re-executed as hookd), ingest role only, so what it
 	// stores stays unhandled; then kill -9.
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(),
-		"HOOKD_TEST_MAIN=1", "HOOKD_TEST_ARGS=serve --roles ingest",
-		"HOOKD_DATA_DIR="+dataDir,
-		"HOOKD_HTTP_ADDR=127.0.0.1:"+strconv.Itoa(httpPort),
-		"HOOKD_NATS_LISTEN=127.0.0.1:"+strconv.Itoa(natsPort),
-		"HOOKD_NATS_PARTITIONS=4",
-		"HOOKD_GITHUB_APP_ID="+strconv.FormatInt(cfg.GitHub.AppID, 10),
-		"HOOKD_GITHUB_PRIVATE_KEY_FILE="+cfg.GitHub.PrivateKeyFile,
-		"HOOKD_GITHUB_WEBHOOK_SECRET="+strings.Join(cfg.GitHub.WebhookSecrets, ","),
-		"HOOKD_GITHUB_API_URL="+fake.URL(),
-		"HOOKD_LOG_LEVEL=warn",
-	)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd, base, out := hookdProcess(t, cfg, fake, "serve --roles ingest", "HOOKD_NATS_PARTITIONS=4", "HOOKD_LOG_LEVEL=warn")
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -371,7 +356,6 @@ func TestServeDurability(t *testing.T) {
 			cmd.Wait()
 		}
 	})
-	base := fmt.Sprintf("http://127.0.0.1:%d", httpPort)
 	waitStatus(t, base+"/healthz", http.StatusOK)
 	const n = 40
 	secret := fake.App().WebhookSecret
@@ -402,6 +386,43 @@ func TestServeDurability(t *testing.T) {
 		}
 	}
 }
+
+// hookdProcess prepares the real binary (this test binary re-executed as hookd) running args
+// with cfg's data directory and GitHub settings in its environment, on free ports. It returns
+// the command (not started), the base URL of its HTTP server and its combined output.
+func hookdProcess(t *testing.T, cfg *config.Config, fake *githubfake.Fake, args string, env ...string) (*exec.Cmd, string, *lockedBuffer) {
+	t.Helper()
+	httpPort, natsPort := freePort(t), freePort(t)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(),
+		"HOOKD_TEST_MAIN=1", "HOOKD_TEST_ARGS="+args,
+		"HOOKD_DATA_DIR="+cfg.DataDir,
+		"HOOKD_HTTP_ADDR=127.0.0.1:"+strconv.Itoa(httpPort),
+		"HOOKD_NATS_LISTEN=127.0.0.1:"+strconv.Itoa(natsPort),
+		"HOOKD_GITHUB_APP_ID="+strconv.FormatInt(cfg.GitHub.AppID, 10),
+		"HOOKD_GITHUB_PRIVATE_KEY_FILE="+cfg.GitHub.PrivateKeyFile,
+		"HOOKD_GITHUB_WEBHOOK_SECRET="+strings.Join(cfg.GitHub.WebhookSecrets, ","),
+		"HOOKD_GITHUB_API_URL="+fake.URL(),
+	)
+	cmd.Env = append(cmd.Env, env...)
+	out := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	return cmd, fmt.Sprintf("http://127.0.0.1:%d", httpPort), out
+}
+
+// lockedBuffer is a bytes.Buffer that a process's stdout and stderr may write concurrently.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.buf.String() }
 
 func freePort(t *testing.T) int {
 	t.Helper()
