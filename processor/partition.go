@@ -117,6 +117,9 @@ func ConsumerConfig(cfg Config, n int) jetstream.ConsumerConfig {
 	}
 }
 
+// pullMaxMessages bounds one partition's outstanding pull (the client's read-ahead of it).
+const pullMaxMessages = 64
+
 func consumerName(cfg Config, n int) string { return cfg.Consumer + "_" + strconv.Itoa(n) }
 
 // Run consumes the partition until ctx ends, then drains (see docs/ARCHITECTURE.md "Shutdown"): it
@@ -194,7 +197,11 @@ func (pc *PartitionConsumer) consumeLoop(ctx context.Context) error {
 		pc.cons = cons
 		pc.mu.Unlock()
 		cc, err := cons.Consume(pc.arrive,
-			jetstream.PullMaxMessages(min(pc.p.cfg.MaxAckPending, 500)),
+			// Small pulls: sixteen partitions pulling 500 payloads of 13 KB at once overran the
+			// server's 64 MiB per-connection buffer (a slow-consumer disconnect). Not bounded in
+			// bytes: a pull smaller than one message (GitHub sends up to 25 MiB) would never
+			// return it.
+			jetstream.PullMaxMessages(min(pc.p.cfg.MaxAckPending, pullMaxMessages)),
 			jetstream.PullExpiry(pc.p.cfg.pullExpiry()),
 			jetstream.PullPriorityGroup(PriorityGroup),
 			jetstream.ConsumeErrHandler(pc.consumeError),
@@ -497,6 +504,10 @@ func (pc *PartitionConsumer) writeFence(tenant string, f fence) {
 // so that whoever receives their later events waits for it to settle.
 func (pc *PartitionConsumer) release(reason string) {
 	now := time.Now()
+	// fenceMu before mu, held until the fences are written (the order syncFence takes them): a
+	// handler that finishes meanwhile then removes its fence after it is written, instead of
+	// finding none and leaving one behind for an event already settled.
+	pc.fenceMu.Lock()
 	pc.mu.Lock()
 	var back []*item
 	fenced := map[string]fence{}
@@ -518,8 +529,9 @@ func (pc *PartitionConsumer) release(reason string) {
 	pc.ready = nil
 	pc.mu.Unlock()
 	for key, f := range fenced {
-		pc.setFence(key, f)
+		pc.writeFence(key, f)
 	}
+	pc.fenceMu.Unlock()
 	slices.SortFunc(back, func(a, b *item) int { return cmpSeq(a.seq, b.seq) })
 	if len(back) > 0 {
 		pc.log.Info().Int("events", len(back)).Str("reason", reason).Msg("handing back buffered events")

@@ -5,6 +5,7 @@ import (
 	"net"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -55,7 +56,15 @@ func StartEmbedded(cfg Config, log zerolog.Logger) (*server.Server, error) {
 // natsLogger adapts zerolog to nats-server's logger.
 type natsLogger struct{ l zerolog.Logger }
 
-func (n natsLogger) Noticef(f string, v ...any) { n.l.Debug().Msgf(f, v...) }
+// Noticef is debug (the server's start-up banner is long) except for what an operator must see:
+// a slow consumer means a client was disconnected and its in-flight work waits for ack_wait.
+func (n natsLogger) Noticef(f string, v ...any) {
+	if strings.Contains(f, "Slow Consumer") {
+		n.l.Warn().Msgf(f, v...)
+		return
+	}
+	n.l.Debug().Msgf(f, v...)
+}
 func (n natsLogger) Warnf(f string, v ...any)   { n.l.Warn().Msgf(f, v...) }
 func (n natsLogger) Fatalf(f string, v ...any)  { n.l.Error().Msgf(f, v...) }
 func (n natsLogger) Errorf(f string, v ...any)  { n.l.Error().Msgf(f, v...) }
