@@ -65,8 +65,8 @@ func (n natsLogger) Noticef(f string, v ...any) {
 	}
 	n.l.Debug().Msgf(f, v...)
 }
-func (n natsLogger) Warnf(f string, v ...any)   { n.l.Warn().Msgf(f, v...) }
-func (n natsLogger) Fatalf(f string, v ...any)  { n.l.Error().Msgf(f, v...) }
-func (n natsLogger) Errorf(f string, v ...any)  { n.l.Error().Msgf(f, v...) }
-func (n natsLogger) Debugf(f string, v ...any)  { n.l.Trace().Msgf(f, v...) }
-func (n natsLogger) Tracef(f string, v ...any)  { n.l.Trace().Msgf(f, v...) }
+func (n natsLogger) Warnf(f string, v ...any)  { n.l.Warn().Msgf(f, v...) }
+func (n natsLogger) Fatalf(f string, v ...any) { n.l.Error().Msgf(f, v...) }
+func (n natsLogger) Errorf(f string, v ...any) { n.l.Error().Msgf(f, v...) }
+func (n natsLogger) Debugf(f string, v ...any) { n.l.Trace().Msgf(f, v...) }
+func (n natsLogger) Tracef(f string, v ...any) { n.l.Trace().Msgf(f, v...) }
