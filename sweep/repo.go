@@ -120,7 +120,9 @@ func (s *Service) sweepOnce(ctx context.Context, t event.Tenant) (SweepReport, e
 	if st.NextDue.After(now) {
 		return done(OutcomeNotDue, nil)
 	}
-	if _, low := s.rateLow(t.InstallationID); low {
+	// Below the share, only a conditional pass goes ahead: an unchanged repository answers 304,
+	// which costs nothing, and a changed one costs what its drift needs anyway.
+	if r, low := s.rateLow(t.InstallationID); low && (st.ETag == "" || r.Remaining == 0) {
 		return done(OutcomeRateLimited, nil)
 	}
 	release, ok, err := s.lease(ctx, keyLeaseSweep+strconv.FormatInt(t.RepositoryID, 10), s.cfg.Interval)

@@ -3,6 +3,8 @@ package sweep
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -259,8 +261,25 @@ func TestSweep(t *testing.T) {
 		}
 		e.fake.Advance(e.svc.cfg.MaxInterval)
 		before := e.fake.Stats(e.inst.ID)
+		// Below the share a conditional pass still runs: the unchanged repository answers 304,
+		// which spends nothing.
+		if rep := e.sweep(e.svc, e.api); rep.Outcome == OutcomeRateLimited || rep.Calls != 0 || rep.NotModified != 1 {
+			t.Fatalf("conditional pass with 1999/5000 left: %+v", rep)
+		}
+		if after := e.fake.Stats(e.inst.ID); after.Requests != before.Requests {
+			t.Fatalf("a 304 pass spent rate limit: %+v -> %+v", before, after)
+		}
+		// With nothing left, no pass at all.
+		reset := e.fake.Now().Add(time.Hour)
+		e.fake.SetRateLimit(e.inst.ID, 0, reset)
+		// What event handling's response tells every client's observer.
+		e.svc.ObserveResponse(e.inst.ID, &http.Response{StatusCode: http.StatusOK, Header: http.Header{
+			"X-Ratelimit-Limit": {"5000"}, "X-Ratelimit-Remaining": {"0"}, "X-Ratelimit-Reset": {strconv.FormatInt(reset.Unix(), 10)},
+		}})
+		e.fake.Advance(e.svc.cfg.MaxInterval)
+		before = e.fake.Stats(e.inst.ID)
 		if rep := e.sweep(e.svc, e.api); rep.Outcome != OutcomeRateLimited {
-			t.Fatalf("pass with 1999/5000 left: %+v", rep)
+			t.Fatalf("pass with 0/5000 left: %+v", rep)
 		}
 		if after := e.fake.Stats(e.inst.ID); after != before {
 			t.Fatalf("a skipped pass made requests: %+v -> %+v", before, after)
