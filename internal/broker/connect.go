@@ -26,7 +26,10 @@ func Connect(ctx context.Context, url string, cfg Config, name string, log zerol
 		nats.ReconnectWait(250*time.Millisecond),
 		nats.ReconnectJitter(100*time.Millisecond, time.Second),
 		nats.RetryOnFailedConnect(false),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+		nats.DisconnectErrHandler(func(c *nats.Conn, err error) {
+			if err == nil || c.IsClosed() {
+				return // closed on purpose (shutdown)
+			}
 			log.Warn().Err(err).Msg("disconnected from NATS; reconnecting")
 		}),
 		nats.ReconnectHandler(func(c *nats.Conn) {

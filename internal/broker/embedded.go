@@ -65,7 +65,16 @@ func (n natsLogger) Noticef(f string, v ...any) {
 	}
 	n.l.Debug().Msgf(f, v...)
 }
-func (n natsLogger) Warnf(f string, v ...any)  { n.l.Warn().Msgf(f, v...) }
+
+// Warnf is warn, except for the server's advice against payloads over 8 MB: hookd raises
+// max_payload on purpose, because GitHub sends deliveries of up to 25 MiB.
+func (n natsLogger) Warnf(f string, v ...any) {
+	if strings.HasPrefix(f, "Maximum payloads over") {
+		n.l.Debug().Msgf(f, v...)
+		return
+	}
+	n.l.Warn().Msgf(f, v...)
+}
 func (n natsLogger) Fatalf(f string, v ...any) { n.l.Error().Msgf(f, v...) }
 func (n natsLogger) Errorf(f string, v ...any) { n.l.Error().Msgf(f, v...) }
 func (n natsLogger) Debugf(f string, v ...any) { n.l.Trace().Msgf(f, v...) }
