@@ -75,7 +75,7 @@ func TestBalance(t *testing.T) {
 	}
 	waitAll := func(what string) {
 		t.Helper()
-		deadline := time.Now().Add(30 * time.Second)
+		deadline := time.Now().Add(60 * time.Second)
 		for {
 			if d, _ := total(); d == sent {
 				return

@@ -105,7 +105,7 @@ func TestDurability(t *testing.T) {
 	}))
 	p2 := newProcessor(t, env, cfg, &mux2, nil)
 	started(t, p2)
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(60 * time.Second) // failover waits for the dead replica's membership to expire (broker.MemberTTL)
 	for _, d := range all {
 		for fx.get(d+"/fx") == 0 {
 			if time.Now().After(deadline) {

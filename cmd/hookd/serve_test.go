@@ -55,7 +55,7 @@ func (r *recorder) events() []*processor.Event {
 // waitFor waits until cond holds over the recorded events.
 func (r *recorder) waitFor(t *testing.T, what string, cond func([]*processor.Event) bool) []*processor.Event {
 	t.Helper()
-	deadline := time.After(30 * time.Second)
+	deadline := time.After(60 * time.Second)
 	for {
 		evs := r.events()
 		if cond(evs) {

@@ -95,7 +95,7 @@ func TestWebhookOutage(t *testing.T) {
 				want["Thanks for the report"] = 1 // greet
 				want["is \"Crash on start\""] = 1 // explain
 			}
-			deadline := time.Now().Add(40 * time.Second)
+			deadline := time.Now().Add(60 * time.Second)
 			for {
 				done := true
 				for m, n := range want {
