@@ -108,7 +108,7 @@ func TestWebhookOutage(t *testing.T) {
 				}
 				if time.Now().After(deadline) {
 					cs, _ := fake.Comments(repo, 1)
-					t.Fatalf("after 40s: comments %+v, want %v", cs, want)
+					t.Fatalf("after 60s: comments %+v, want %v", cs, want)
 				}
 				time.Sleep(50 * time.Millisecond)
 			}
