@@ -1,6 +1,7 @@
 package event
 
 import (
+	"net/textproto"
 	"strings"
 	"testing"
 	"time"
@@ -133,4 +134,24 @@ func FuzzParseStoredSubject(f *testing.F) {
 			t.Fatalf("negative id from %q: %+v", subj, s)
 		}
 	})
+}
+
+// TestHeaderKeysCanonical: Header fills the map directly, so its keys must already be in the
+// canonical form nats.Header.Get looks up.
+func TestHeaderKeysCanonical(t *testing.T) {
+	t.Parallel()
+	m := Meta{Event: "e", Action: "a", Delivery: "d", HookID: 1, InstallationID: 2, TargetID: 3, TargetType: "t",
+		RepositoryID: 4, Repository: "o/r", Owner: "o", Sender: "s", SenderType: "User", ReceivedAt: time.Now(), Source: "webhook"}
+	h := m.Header()
+	for k, v := range h {
+		if textproto.CanonicalMIMEHeaderKey(k) != k {
+			t.Errorf("header key %q is not canonical", k)
+		}
+		if len(v) != 1 || h.Get(k) != v[0] {
+			t.Errorf("header %s = %v", k, v)
+		}
+	}
+	if len(h) != 15 {
+		t.Errorf("%d headers, want 15", len(h))
+	}
 }
