@@ -399,6 +399,19 @@ func (f *Fake) issue(c *call) (*repo, *issue, *reply) {
 
 // needIssues checks the permission for an issue, or for a pull request either issues or
 // pull_requests, like GitHub.
+// issueWith is issue plus the permission check: the token may act on the issue at level ("read"
+// or "write"; issues permission, or pull_requests for a pull request).
+func (f *Fake) issueWith(c *call, level string) (*repo, *issue, *reply) {
+	r, is, bad := f.issue(c)
+	if bad != nil {
+		return nil, nil, bad
+	}
+	if bad := c.needIssues(is, level); bad != nil {
+		return nil, nil, bad
+	}
+	return r, is, nil
+}
+
 func (c *call) needIssues(is *issue, level string) *reply {
 	bad := c.need("issues", level)
 	if bad != nil && is != nil && is.PR != nil {
@@ -477,11 +490,8 @@ func (f *Fake) listIssues(c *call) reply {
 }
 
 func (f *Fake) getIssue(c *call) reply {
-	r, is, bad := f.issue(c)
+	r, is, bad := f.issueWith(c, "read")
 	if bad != nil {
-		return *bad
-	}
-	if bad := c.needIssues(is, "read"); bad != nil {
 		return *bad
 	}
 	return ok(f.issueJSON(r, is))
@@ -514,11 +524,8 @@ func (f *Fake) createIssue(c *call) reply {
 }
 
 func (f *Fake) editIssue(c *call) reply {
-	r, is, bad := f.issue(c)
+	r, is, bad := f.issueWith(c, "write")
 	if bad != nil {
-		return *bad
-	}
-	if bad := c.needIssues(is, "write"); bad != nil {
 		return *bad
 	}
 	var req struct {
@@ -579,11 +586,8 @@ func (f *Fake) setLabelsLocked(r *repo, is *issue, names []string) []outgoing {
 }
 
 func (f *Fake) listIssueLabels(c *call) reply {
-	r, is, bad := f.issue(c)
+	r, is, bad := f.issueWith(c, "read")
 	if bad != nil {
-		return *bad
-	}
-	if bad := c.needIssues(is, "read"); bad != nil {
 		return *bad
 	}
 	return ok(f.labelsJSON(r, is))
@@ -618,11 +622,8 @@ func labelNames(c *call) ([]string, *reply) {
 }
 
 func (f *Fake) addLabels(c *call) reply {
-	r, is, bad := f.issue(c)
+	r, is, bad := f.issueWith(c, "write")
 	if bad != nil {
-		return *bad
-	}
-	if bad := c.needIssues(is, "write"); bad != nil {
 		return *bad
 	}
 	names, bad := labelNames(c)
@@ -634,11 +635,8 @@ func (f *Fake) addLabels(c *call) reply {
 }
 
 func (f *Fake) replaceLabels(c *call) reply {
-	r, is, bad := f.issue(c)
+	r, is, bad := f.issueWith(c, "write")
 	if bad != nil {
-		return *bad
-	}
-	if bad := c.needIssues(is, "write"); bad != nil {
 		return *bad
 	}
 	names, bad := labelNames(c)
@@ -650,11 +648,8 @@ func (f *Fake) replaceLabels(c *call) reply {
 }
 
 func (f *Fake) removeLabel(c *call) reply {
-	r, is, bad := f.issue(c)
+	r, is, bad := f.issueWith(c, "write")
 	if bad != nil {
-		return *bad
-	}
-	if bad := c.needIssues(is, "write"); bad != nil {
 		return *bad
 	}
 	l := f.removeLabelLocked(is, c.r.PathValue("name"))
@@ -666,11 +661,8 @@ func (f *Fake) removeLabel(c *call) reply {
 }
 
 func (f *Fake) listComments(c *call) reply {
-	r, is, bad := f.issue(c)
+	r, is, bad := f.issueWith(c, "read")
 	if bad != nil {
-		return *bad
-	}
-	if bad := c.needIssues(is, "read"); bad != nil {
 		return *bad
 	}
 	var since time.Time
@@ -698,11 +690,8 @@ func (f *Fake) listComments(c *call) reply {
 }
 
 func (f *Fake) createComment(c *call) reply {
-	r, is, bad := f.issue(c)
+	r, is, bad := f.issueWith(c, "write")
 	if bad != nil {
-		return *bad
-	}
-	if bad := c.needIssues(is, "write"); bad != nil {
 		return *bad
 	}
 	var req struct {
@@ -794,31 +783,33 @@ func (f *Fake) deleteComment(c *call) reply {
 	return reply{status: http.StatusNoContent, hooks: []outgoing{hook}}
 }
 
-func (f *Fake) getPull(c *call) reply {
+// pull is issue for a pull request the token may read; 404 for an issue that is not one.
+func (f *Fake) pull(c *call) (*repo, *issue, *reply) {
 	r, is, bad := f.issue(c)
 	if bad == nil && is.PR == nil {
 		rep := fail(http.StatusNotFound, msgNotFound)
 		bad = &rep
 	}
-	if bad != nil {
-		return *bad
+	if bad == nil {
+		bad = c.need("pull_requests", "read")
 	}
-	if bad := c.need("pull_requests", "read"); bad != nil {
+	if bad != nil {
+		return nil, nil, bad
+	}
+	return r, is, nil
+}
+
+func (f *Fake) getPull(c *call) reply {
+	r, is, bad := f.pull(c)
+	if bad != nil {
 		return *bad
 	}
 	return ok(f.pullJSON(r, is))
 }
 
 func (f *Fake) listPullFiles(c *call) reply {
-	r, is, bad := f.issue(c)
-	if bad == nil && is.PR == nil {
-		rep := fail(http.StatusNotFound, msgNotFound)
-		bad = &rep
-	}
+	r, is, bad := f.pull(c)
 	if bad != nil {
-		return *bad
-	}
-	if bad := c.need("pull_requests", "read"); bad != nil {
 		return *bad
 	}
 	files := is.PR.Files
