@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
-	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -125,16 +124,8 @@ func newApp(ctx context.Context, cfg *config.Config, log zerolog.Logger, o appOp
 		}
 		url = a.nats.ClientURL()
 	}
-	if a.nc, err = broker.Connect(ctx, url, cfg.NATS, "hookd", log); err != nil {
+	if a.nc, a.js, err = broker.Open(ctx, url, cfg.NATS, "hookd", log); err != nil {
 		return nil, err
-	}
-	if a.js, err = jetstream.New(a.nc); err != nil {
-		return nil, err
-	}
-	ectx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := broker.Ensure(ectx, a.js, cfg.NATS); err != nil {
-		return nil, fmt.Errorf("%w (with an external NATS: is JetStream enabled, and are there nats.replicas=%d servers?)", err, cfg.NATS.Replicas)
 	}
 
 	var ready []func(context.Context) error

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
 
 	"github.com/hookd/hookd/internal/event"
 )
@@ -75,4 +77,25 @@ func Ensure(ctx context.Context, js jetstream.JetStream, cfg Config) error {
 		}
 	}
 	return nil
+}
+
+// Open connects to NATS at url, and makes sure every stream and bucket exists (Ensure, within
+// 30 s): what each hookd process and tool does first. The caller closes the connection.
+func Open(ctx context.Context, url string, cfg Config, name string, log zerolog.Logger) (*nats.Conn, jetstream.JetStream, error) {
+	nc, err := Connect(ctx, url, cfg, name, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	ectx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := Ensure(ectx, js, cfg); err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("%w (with an external NATS: is JetStream enabled, and are there nats.replicas=%d servers?)", err, cfg.Replicas)
+	}
+	return nc, js, nil
 }

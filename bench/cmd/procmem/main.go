@@ -168,18 +168,11 @@ func measure(o options, c string) error {
 	defer func() { srv.Shutdown(); srv.WaitForShutdown() }()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	nc, err := broker.Connect(ctx, srv.ClientURL(), cfg, "procmem", log)
+	nc, js, err := broker.Open(ctx, srv.ClientURL(), cfg, "procmem", log)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
-	if err := broker.Ensure(ctx, js, cfg); err != nil {
-		return err
-	}
 	total := o.repos * o.events
 	seen := make([]atomic.Bool, total)
 	var n, reruns atomic.Int64

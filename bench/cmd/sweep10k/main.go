@@ -42,7 +42,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
@@ -222,18 +221,11 @@ func run(installations, repos, concurrency, rateLimit int, syncPolicy string) er
 	}
 	defer func() { srv.Shutdown(); srv.WaitForShutdown() }()
 	ctx := context.Background()
-	nc, err := broker.Connect(ctx, srv.ClientURL(), cfg, "sweep10k", log)
+	nc, js, err := broker.Open(ctx, srv.ClientURL(), cfg, "sweep10k", log)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
-	if err := broker.Ensure(ctx, js, cfg); err != nil {
-		return err
-	}
 	app, err := ghapp.New(ghapp.Config{AppID: fp.AppID, PrivateKey: fp.PrivateKeyPEM, APIURL: fp.URL}, ghapp.Options{})
 	if err != nil {
 		return err
