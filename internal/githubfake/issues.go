@@ -694,17 +694,27 @@ func (f *Fake) createComment(c *call) reply {
 	if bad != nil {
 		return *bad
 	}
+	body, bad := commentBody(c)
+	if bad != nil {
+		return *bad
+	}
+	cm, hook := f.addCommentLocked(r, is, f.bot, body)
+	return reply{status: http.StatusCreated, body: f.commentJSON(cm), hooks: []outgoing{hook}}
+}
+
+// commentBody reads a comment request's non-empty "body".
+func commentBody(c *call) (string, *reply) {
 	var req struct {
 		Body string `json:"body"`
 	}
 	if bad := decodeBody(c, &req); bad != nil {
-		return *bad
+		return "", bad
 	}
 	if req.Body == "" {
-		return invalid("IssueComment", "body", "missing_field")
+		rep := invalid("IssueComment", "body", "missing_field")
+		return "", &rep
 	}
-	cm, hook := f.addCommentLocked(r, is, f.bot, req.Body)
-	return reply{status: http.StatusCreated, body: f.commentJSON(cm), hooks: []outgoing{hook}}
+	return req.Body, nil
 }
 
 // comment resolves {owner}/{repo}/issues/comments/{id} for the call.
@@ -745,19 +755,14 @@ func (f *Fake) editComment(c *call) reply {
 	if bad := c.needIssues(is, "write"); bad != nil {
 		return *bad
 	}
-	var req struct {
-		Body string `json:"body"`
-	}
-	if bad := decodeBody(c, &req); bad != nil {
+	body, bad := commentBody(c)
+	if bad != nil {
 		return *bad
 	}
-	if req.Body == "" {
-		return invalid("IssueComment", "body", "missing_field")
-	}
 	var hooks []outgoing
-	if req.Body != cm.Body {
+	if body != cm.Body {
 		from := cm.Body
-		cm.Body, cm.UpdatedAt = req.Body, c.now
+		cm.Body, cm.UpdatedAt = body, c.now
 		hooks = append(hooks, f.repoEventLocked(r, "issue_comment", "edited", f.bot, map[string]any{
 			"issue": f.issueJSON(r, is), "comment": f.commentJSON(cm),
 			"changes": map[string]any{"body": map[string]string{"from": from}},
