@@ -89,19 +89,23 @@ func TestVerifySignature(t *testing.T) {
 }
 
 // FuzzVerifySignature: VerifySignature never panics and accepts exactly the HMAC-SHA256 of the
-// body under the secret (hex in either case).
+// body under the secret (prefix "sha256=" as GitHub sends it, hex in either case).
 func FuzzVerifySignature(f *testing.F) {
 	f.Add([]byte("It's a Secret to Everybody"), []byte("Hello, World!"), "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17")
 	f.Add([]byte("k"), []byte(`{"zen":"x"}`), "sha256=")
 	f.Add([]byte("k"), []byte{}, "sha1=abc")
 	f.Add([]byte{0}, []byte{0xff}, "sha256="+strings.Repeat("0", 64))
+	// Found by fuzzing: an upper-case prefix is refused even when the digits are right.
+	f.Add([]byte("It's a Secret to Everybody"), []byte("Hello, World!"), "ShA256=757107eA0eB2509fC211221CCe984B8A37570B6d7586C22C46f4379C8B043e17")
 	f.Fuzz(func(t *testing.T, secret, body []byte, sig string) {
 		i, err := ingest.VerifySignature([][]byte{secret}, body, sig)
 		m := hmac.New(sha256.New, secret)
 		m.Write(body)
 		exact := "sha256=" + hex.EncodeToString(m.Sum(nil))
 		accepted := err == nil
-		if accepted != strings.EqualFold(sig, exact) || accepted && !strings.HasPrefix(sig, "sha256=") {
+		// GitHub's prefix is lower-case and required as such; the hex digits may be in either case.
+		want := strings.HasPrefix(sig, "sha256=") && strings.EqualFold(sig, exact)
+		if accepted != want {
 			t.Fatalf("sig %q accepted=%v (index %d, err %v); exact HMAC is %s", sig, accepted, i, err, exact)
 		}
 		if accepted != (i == 0) {
