@@ -193,7 +193,22 @@ func TestEnsureCluster(t *testing.T) {
 	if dup, err := pub("c-2"); dup || err != nil {
 		t.Fatalf("with a node down, a new delivery: dup=%v err=%v", dup, err)
 	}
-	if _, err := kv.Put(ctx, "k", []byte("v")); err != nil {
+	// The bucket's own stream may have had its leader on the killed node:
+	// writes resume once the survivors elect a new one.
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		pctx, pcancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err = kv.Put(pctx, "k", []byte("v"))
+		pcancel()
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if err != nil {
 		t.Fatalf("KV put with a node down: %v", err)
+	}
+	if e, err := kv.Get(ctx, "k"); err != nil || string(e.Value()) != "v" {
+		t.Fatalf("KV get with a node down: %v", err)
 	}
 }
