@@ -17,13 +17,16 @@ type Config struct {
 	// MaxAckPending is how many events of one partition may be out of the stream and not yet
 	// acknowledged at once: buffered in tenant queues, running, or waiting for a retry. It is the
 	// read-ahead window within which a quiet repository overtakes a busy one in the same
-	// partition, and the back-pressure bound (memory: about MaxAckPending payloads per partition):
-	// when it is reached the server stops delivering to the partition. Default 1000. It trades
-	// memory for fairness: a quiet repository waits behind a burst of another repository in its
-	// partition only beyond the window (measured: 6 s behind 5,000 events at 1000, 0.16 s at
-	// 8192), and a backlog can hold partitions × max_ack_pending payloads in memory (1.3 GB at
-	// 8192 for a 30,000-event backlog). See docs/ARCHITECTURE.md "Fairness".
+	// partition: a quiet repository's event waits behind another repository's burst only for the
+	// part of the burst beyond the window. When it is reached the server stops delivering to the
+	// partition (back-pressure). Payloads beyond ReadAheadBytes are not held, so the window costs
+	// a few hundred bytes per event. Default 8192. See docs/ARCHITECTURE.md "Fairness".
 	MaxAckPending int `yaml:"max_ack_pending"`
+	// ReadAheadBytes bounds the payload bytes one replica holds for events received before their
+	// turn, over all its partitions. Events received beyond it are held without their payload,
+	// which is read back from the stream (one direct get) when their turn comes. Default 16 MiB
+	// (16777216); at least 1 MiB.
+	ReadAheadBytes int64 `yaml:"read_ahead_bytes"`
 	// AckWait is how long the server waits for an acknowledgement before it re-delivers an event
 	// (to this replica, or to the survivor after a failover). Events that wait in a tenant queue
 	// or run long are kept alive with "in progress" signals every AckWait/4. Default 10s.
@@ -63,7 +66,10 @@ func (c *Config) Defaults() {
 		c.Concurrency = 64
 	}
 	if c.MaxAckPending == 0 {
-		c.MaxAckPending = 1000
+		c.MaxAckPending = 8192
+	}
+	if c.ReadAheadBytes == 0 {
+		c.ReadAheadBytes = 16 << 20
 	}
 	if c.AckWait == 0 {
 		c.AckWait = 10 * time.Second
@@ -100,6 +106,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxAckPending < 1 {
 		errs = append(errs, fmt.Errorf("processor.max_ack_pending: want >= 1, got %d", c.MaxAckPending))
+	}
+	if c.ReadAheadBytes < 1<<20 {
+		errs = append(errs, fmt.Errorf("processor.read_ahead_bytes: want >= 1048576 (1 MiB), got %d", c.ReadAheadBytes))
 	}
 	if c.AckWait < time.Second {
 		errs = append(errs, fmt.Errorf("processor.ack_wait: want >= 1s, got %s", c.AckWait))

@@ -245,4 +245,4 @@ func (p *Processor) call(ctx context.Context, r route, ev *Event) (err error) {
 	return r.h.Handle(cctx, ev)
 }
 
-func getPayload(it *item) []byte { return it.msg.Data() }
+func getPayload(it *item) []byte { return it.data }

@@ -34,7 +34,10 @@
 //     runs ready tenants round robin on a pool of Concurrency workers, so within that window a
 //     burst in one repository delays another repository's event by about one event's handling
 //     per busy tenant ahead of it, not by the burst. Events stored behind more than
-//     MaxAckPending events of the same partition wait for the window to reach them.
+//     MaxAckPending events of the same partition wait for the window to reach them. Payloads
+//     are held only within ReadAheadBytes per replica; events received beyond it are held as
+//     stubs and their payloads read back from the stream in their turn (readahead.go), so a
+//     deep window costs a few hundred bytes per event, not a payload.
 //
 // # Errors
 //

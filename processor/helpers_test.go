@@ -24,7 +24,7 @@ import (
 func fastConfig() processor.Config {
 	return processor.Config{
 		AckWait:         time.Second,
-		PinnedTTL:       2 * time.Second,
+		PinnedTTL:       3 * time.Second, // ack_wait + pull expiry (2s) plus a margin for timers on a loaded machine
 		ShutdownTimeout: 5 * time.Second,
 		HandlerTimeout:  10 * time.Second,
 		Concurrency:     16,

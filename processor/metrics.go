@@ -32,6 +32,9 @@ type metrics struct {
 	pinLost     *prometheus.CounterVec // partition
 	ackFailures prometheus.Counter
 	owned       prometheus.Gauge // partitions assigned to this replica
+	stubbed     prometheus.Counter
+	loads       prometheus.Counter
+	readAhead   prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -77,6 +80,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		owned: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "hookd_processor_partitions_owned", Help: "Partitions assigned to this replica by the balancer.",
 		}),
+		stubbed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hookd_processor_read_ahead_stubbed_total", Help: "Events received while the read-ahead budget (processor.read_ahead_bytes) was full: held without their payload, which is read back from the stream in their turn.",
+		}),
+		loads: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hookd_processor_payload_loads_total", Help: "Payloads read back from the events stream for events held without them.",
+		}),
+		readAhead: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "hookd_processor_read_ahead_bytes", Help: "Payload bytes this replica holds for received events (limit: processor.read_ahead_bytes; events about to run may exceed it).",
+		}),
 		ackFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "hookd_processor_ack_failures_total", Help: "Acknowledgements that could not be sent (the event will be re-delivered).",
 		}),
@@ -84,7 +96,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.handled, m.latency, m.run, m.retries, m.dead, m.panics, m.pings, m.unhandled, m.pending, m.ackPending, m.buffered, m.pinLost, m.ackFailures, m.owned} {
+	for _, c := range []prometheus.Collector{m.handled, m.latency, m.run, m.retries, m.dead, m.panics, m.pings, m.unhandled, m.pending, m.ackPending, m.buffered, m.pinLost, m.ackFailures, m.owned, m.stubbed, m.loads, m.readAhead} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {

@@ -73,7 +73,7 @@ func TestConfig(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if c.Concurrency != 64 || c.MaxAckPending != 1000 || c.AckWait != 10*time.Second || c.PinnedTTL != 15*time.Second {
+				if c.Concurrency != 64 || c.MaxAckPending != 8192 || c.ReadAheadBytes != 16<<20 || c.AckWait != 10*time.Second || c.PinnedTTL != 15*time.Second {
 					t.Fatalf("defaults %+v", c)
 				}
 				return

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
@@ -18,8 +19,8 @@ import (
 
 // item is one delivered message held by this replica.
 type item struct {
-	mu      sync.Mutex // serialises ack verbs: no "in progress" after the final verb
-	msg     jetstream.Msg
+	mu      sync.Mutex // serialises ack verbs (no "in progress" after the final verb) and guards the payload fields
+	ack     acker
 	settled bool
 
 	seq       uint64 // stream sequence: the order within a tenant
@@ -30,6 +31,14 @@ type item struct {
 	tenant    event.Tenant
 	key       string // tenant key
 	partition int
+	raw       string // the stored subject as delivered
+
+	// The payload, while held: see readahead.go. A stub (loaded false) has only the fields above;
+	// its payload is read back from the stream when its turn comes.
+	hdr    nats.Header
+	data   []byte
+	loaded bool
+	cost   int64 // bytes counted against the read-ahead budget
 }
 
 // progress tells the server the item is still being worked on, unless it was settled.
@@ -37,7 +46,7 @@ func (it *item) progress() {
 	it.mu.Lock()
 	defer it.mu.Unlock()
 	if !it.settled {
-		_ = it.msg.InProgress()
+		_ = it.ack.inProgress()
 	}
 }
 
@@ -83,14 +92,21 @@ type PartitionConsumer struct {
 	held     int        // items queued or running
 	draining bool
 	pinID    string    // last Nats-Pin-Id seen: this replica's pin, if it is pinned
+	pinnedAt time.Time // when pinID was first seen
 	settle   time.Time // no event starts before this: a new pin's re-deliveries are still arriving
+	settleT  *time.Timer
 	cons     jetstream.Consumer
 }
 
 // handoverSettle is how long a replica that just became the partition's pinned client waits
-// before it starts handling: the events the previous owner held come back first, all at once,
-// but not necessarily in stream order; waiting lets them be sorted into their tenants' queues.
-const handoverSettle = 200 * time.Millisecond
+// before it starts handling, and how long it keeps waiting after each re-delivery that arrives
+// meanwhile (up to maxHandoverSettle after the pin): the events the previous owner held come
+// back first, in a burst, but not necessarily in stream order; waiting for the burst to end
+// lets them be sorted into their tenants' queues before any runs.
+const (
+	handoverSettle    = 200 * time.Millisecond
+	maxHandoverSettle = 3 * time.Second
+)
 
 // Partition is the partition number.
 func (pc *PartitionConsumer) Partition() int { return pc.n }
@@ -260,11 +276,13 @@ func (pc *PartitionConsumer) arrive(msg jetstream.Msg) {
 		return
 	}
 	pc.mu.Lock()
+	now := time.Now()
 	if pid := msg.Headers().Get("Nats-Pin-Id"); pid != "" && pid != pc.pinID {
-		pc.pinID = pid
-		pc.settle = time.Now().Add(handoverSettle)
-		time.AfterFunc(handoverSettle, pc.rescan)
+		pc.pinID, pc.pinnedAt = pid, now
+		pc.extendSettle(now)
 		pc.log.Info().Msg("pinned: this replica now receives the partition")
+	} else if it.delivered > 1 && now.Before(pc.settle) {
+		pc.extendSettle(now) // the previous owner's events are still coming back
 	}
 	if pc.draining {
 		pc.mu.Unlock()
@@ -281,8 +299,10 @@ func (pc *PartitionConsumer) arrive(msg jetstream.Msg) {
 	case t.running != nil && t.running.seq == it.seq:
 		// A re-delivery of the running event (its AckWait lapsed): the running attempt settles it.
 		pc.mu.Unlock()
+		pc.p.discard(it)
 		return
 	case found:
+		pc.p.discard(t.queue[i])
 		t.queue[i] = it // a newer delivery of a waiting event: keep the newer handle
 	default:
 		if _, ok := t.out[it.seq]; ok {
@@ -292,11 +312,28 @@ func (pc *PartitionConsumer) arrive(msg jetstream.Msg) {
 		t.queue = slices.Insert(t.queue, i, it)
 		pc.held++
 	}
-	now := time.Now()
 	pc.markReady(t, now)
 	pc.mu.Unlock()
 	if returned {
 		pc.syncFence(it.key, 0)
+	}
+}
+
+// extendSettle holds handling until handoverSettle from now, at most maxHandoverSettle after the
+// pin, and rescans the tenants when the wait ends. Lock held.
+func (pc *PartitionConsumer) extendSettle(now time.Time) {
+	until := now.Add(handoverSettle)
+	if limit := pc.pinnedAt.Add(maxHandoverSettle); until.After(limit) {
+		until = limit
+	}
+	if !until.After(pc.settle) {
+		return
+	}
+	pc.settle = until
+	if pc.settleT == nil {
+		pc.settleT = time.AfterFunc(until.Sub(now), pc.rescan)
+	} else {
+		pc.settleT.Reset(until.Sub(now))
 	}
 }
 
@@ -323,9 +360,18 @@ func (pc *PartitionConsumer) decode(msg jetstream.Msg) *item {
 		_ = msg.Nak()
 		return nil
 	}
-	it := &item{msg: msg, seq: md.Sequence.Stream, delivered: md.NumDelivered, partition: pc.n}
-	ss, serr := event.ParseStoredSubject(msg.Subject())
-	meta, merr := event.MetaFromHeader(msg.Headers())
+	it := &item{
+		ack: acker{nc: pc.p.js.Conn(), reply: msg.Reply()},
+		seq: md.Sequence.Stream, delivered: md.NumDelivered, partition: pc.n, raw: msg.Subject(),
+	}
+	hdr, data := msg.Headers(), msg.Data()
+	if cost := msgCost(hdr, data); pc.p.ra.take(cost) {
+		it.hdr, it.data, it.loaded, it.cost = hdr, data, true, cost
+	} else {
+		pc.p.m.stubbed.Inc() // beyond the read-ahead budget: read back in its turn
+	}
+	ss, serr := event.ParseStoredSubject(it.raw)
+	meta, merr := event.MetaFromHeader(hdr)
 	it.subject = ss
 	switch {
 	case merr == nil:
@@ -438,7 +484,10 @@ func (pc *PartitionConsumer) dispatchLoop(ctx, hctx context.Context) {
 // work handles one event and settles it.
 func (pc *PartitionConsumer) work(ctx context.Context, t *tenantQ, it *item) {
 	defer pc.inflight.Done()
-	res := pc.p.handle(ctx, it)
+	res, ok := pc.ensureLoaded(ctx, it)
+	if ok {
+		res = pc.p.handle(ctx, it)
+	}
 	res = pc.p.settle(ctx, pc, it, res)
 	<-pc.p.slots
 
@@ -456,6 +505,31 @@ func (pc *PartitionConsumer) work(ctx context.Context, t *tenantQ, it *item) {
 		settled = it.seq
 	}
 	pc.syncFence(it.key, settled)
+}
+
+// ensureLoaded reads a stubbed event's payload back before its turn. An event no longer in the
+// stream is acknowledged (there is nothing left to handle); another failure hands it back for a
+// retry, which keeps the tenant's later events waiting for it.
+func (pc *PartitionConsumer) ensureLoaded(ctx context.Context, it *item) (result, bool) {
+	it.mu.Lock()
+	loaded := it.loaded
+	it.mu.Unlock()
+	if loaded {
+		return result{}, true
+	}
+	err := pc.p.load(ctx, it)
+	switch {
+	case err == nil:
+		return result{}, true
+	case errors.Is(err, errGone):
+		pc.log.Warn().Str("tenant", it.tenant.String()).Str("delivery", it.meta.Delivery).Uint64("seq", it.seq).
+			Msg("event removed from the stream before its turn (nats.max_age, or deleted by hand); acknowledging it")
+		return result{kind: kindAck}, false
+	default:
+		pc.log.Warn().Err(err).Str("tenant", it.tenant.String()).Str("delivery", it.meta.Delivery).Uint64("seq", it.seq).
+			Msg("cannot read the event's payload back; retrying it")
+		return result{kind: kindRetry, delay: pc.p.cfg.Retry.Initial, err: err}, false
+	}
 }
 
 // syncFence makes tenant's fence match what this replica knows: the lowest event it handed back,
@@ -627,6 +701,7 @@ func (pc *PartitionConsumer) keepAliveOnce(now time.Time) {
 		pc.markReady(t, now)
 	}
 	pc.p.m.buffered.WithLabelValues(pc.label).Set(float64(pc.held))
+	pc.p.m.readAhead.Set(float64(pc.p.ra.used.Load()))
 	pc.mu.Unlock()
 	slices.SortFunc(touch, func(a, b *item) int { return cmpSeq(a.seq, b.seq) }) // re-deliveries come back in order
 	for _, it := range touch {

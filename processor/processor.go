@@ -49,9 +49,12 @@ type Processor struct {
 	slots   chan struct{} // the worker pool: Concurrency tenants at once
 	parts   []*PartitionConsumer
 
+	ra budget // payloads held before their turn: see readahead.go
+
 	kvMu    sync.Mutex
 	effects jetstream.KeyValue
 	states  *stateStore
+	stream  jetstream.Stream // the events stream, for reading stubbed payloads back
 }
 
 // New checks cfg (after Defaults) and deps and builds a Processor. It does no I/O: consumers are
@@ -89,6 +92,7 @@ func New(cfg Config, deps Deps) (*Processor, error) {
 		id:      replicaID(),
 		slots:   make(chan struct{}, cfg.Concurrency),
 	}
+	p.ra.limit = cfg.ReadAheadBytes
 	for n := range deps.Partitions {
 		p.parts = append(p.parts, p.newPartition(n))
 	}

@@ -39,13 +39,13 @@ func (p *Processor) settle(ctx context.Context, pc *PartitionConsumer, it *item,
 	var err error
 	switch res.kind {
 	case kindAck:
-		err = it.msg.Ack()
+		err = it.ack.ack()
 	case kindRetry:
 		p.m.retries.WithLabelValues(it.meta.Event).Inc()
-		err = it.msg.NakWithDelay(res.delay)
+		err = it.ack.nakWithDelay(res.delay)
 	case kindDead:
 		p.m.dead.WithLabelValues(it.meta.Event).Inc()
-		err = it.msg.Term()
+		err = it.ack.term()
 		if err == nil {
 			// A replay starts counting attempts afresh.
 			if derr := p.effects.Delete(context.WithoutCancel(ctx), failureKey(it.meta.Delivery)); derr != nil {
@@ -53,12 +53,9 @@ func (p *Processor) settle(ctx context.Context, pc *PartitionConsumer, it *item,
 			}
 		}
 	case kindRelease:
-		if res.delay > 0 {
-			err = it.msg.NakWithDelay(res.delay)
-		} else {
-			err = it.msg.Nak()
-		}
+		err = it.ack.nakWithDelay(res.delay)
 	}
+	p.drop(it)
 	if err != nil {
 		p.m.ackFailures.Inc()
 		pc.log.Warn().Err(err).Str("delivery", it.meta.Delivery).Uint64("seq", it.seq).Msg("cannot acknowledge; the event will be re-delivered after processor.ack_wait")
@@ -98,7 +95,7 @@ func (p *Processor) deadLetter(ctx context.Context, it *item, res result) error 
 		subj = event.StoredSubject{Partition: it.partition, Event: "_", Delivery: "seq" + strconv.FormatUint(it.seq, 10)}
 	}
 	h := nats.Header{}
-	for k, v := range it.msg.Headers() {
+	for k, v := range it.hdr {
 		if !strings.HasPrefix(k, "Nats-") {
 			h[k] = v
 		}
@@ -117,10 +114,10 @@ func (p *Processor) deadLetter(ctx context.Context, it *item, res result) error 
 	h.Set(HeaderDLQFirstFailed, res.failure.FirstFailed.UTC().Format(time.RFC3339Nano))
 	h.Set(HeaderDLQLastFailed, res.failure.LastFailed.UTC().Format(time.RFC3339Nano))
 	h.Set(HeaderDLQStreamSeq, strconv.FormatUint(it.seq, 10))
-	h.Set(HeaderDLQSubject, it.msg.Subject())
+	h.Set(HeaderDLQSubject, it.raw)
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	_, err := p.js.PublishMsg(pctx, &nats.Msg{Subject: DLQSubject(subj), Header: h, Data: it.msg.Data()},
+	_, err := p.js.PublishMsg(pctx, &nats.Msg{Subject: DLQSubject(subj), Header: h, Data: it.data},
 		jetstream.WithMsgID("dlq-"+strconv.FormatUint(it.seq, 10)))
 	if err != nil {
 		return fmt.Errorf("publish dead letter to %s: %w", DLQSubject(subj), err)
