@@ -83,6 +83,7 @@ type options struct {
 	settle     time.Duration
 	maxPending int64
 	stall      time.Duration
+	readAhead  int64
 }
 
 func main() {
@@ -98,6 +99,7 @@ func main() {
 	flag.StringVar(&o.sync, "sync", broker.SyncInterval, "nats.sync: interval or always")
 	flag.DurationVar(&o.settle, "settle", 2*time.Second, "how long the replicas' partition assignment must be stable before measuring")
 	flag.Int64Var(&o.maxPending, "max-pending", 0, "raise nats-server's per-client max_pending to this many bytes (0: the embedded server as hookd starts it, 64 MiB)")
+	flag.Int64Var(&o.readAhead, "read-ahead", 0, "processor.read_ahead_bytes (0: the default)")
 	flag.DurationVar(&o.stall, "stall", 30*time.Second, "a round in which no event is handled for this long is reported as stalled and left out of the medians")
 	flag.Parse()
 	o.targets = strings.Split(*targets, ",")
@@ -179,8 +181,14 @@ type tenant struct {
 
 // logger writes warnings and errors (of nats-server, the connections and the processors) to
 // stderr, so that a round that goes wrong says why.
+// logger logs warnings and errors, or the level in PROCBENCH_LOG (e.g. info: partition
+// assignments and pins, to line them up with slowReport's clusters).
 func logger() zerolog.Logger {
-	return zerolog.New(os.Stderr).Level(zerolog.WarnLevel).With().Timestamp().Logger()
+	level := zerolog.WarnLevel
+	if l, err := zerolog.ParseLevel(os.Getenv("PROCBENCH_LOG")); err == nil && l != zerolog.NoLevel {
+		level = l
+	}
+	return zerolog.New(os.Stderr).Level(level).With().Timestamp().Logger()
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -427,7 +435,7 @@ func startReplicas(w *world, o options, n int, rec *recorder, settle bool) (*con
 		conns = append(conns, nc)
 		reg := prometheus.NewRegistry()
 		regs = append(regs, reg)
-		p, err := processor.New(processor.Config{}, processor.Deps{
+		p, err := processor.New(processor.Config{ReadAheadBytes: o.readAhead}, processor.Deps{
 			JS: js, Mux: &mux, Log: logger(),
 			Registerer: reg, Partitions: o.partitions,
 		})
@@ -583,7 +591,7 @@ wait:
 	cpu1, _ := procstat.CPUSeconds(0)
 	p50, p99 := rec.percentiles()
 	if scenario == "steady" {
-		slowReport(rec, o, len(tenants))
+		slowReport(rec, o, len(tenants), t0)
 	}
 	if err := c.stop(); err != nil {
 		return result{}, err
@@ -595,7 +603,7 @@ wait:
 // slowReport prints, for a steady round, when the events slower than 100 ms were offered
 // (second of the run) and how many tenants they belong to: a burst of them in one second points
 // at a pause, spread-out ones at queueing.
-func slowReport(rec *recorder, o options, tenants int) {
+func slowReport(rec *recorder, o options, tenants int, t0 time.Time) {
 	bySecond := map[int]int{}
 	ts := map[int]bool{}
 	n := 0
@@ -609,7 +617,7 @@ func slowReport(rec *recorder, o options, tenants int) {
 	if n == 0 {
 		return
 	}
-	fmt.Fprintf(os.Stderr, "slow events (>100ms): %d over %d tenants; by second offered: %v\n", n, len(ts), bySecond)
+	fmt.Fprintf(os.Stderr, "slow events (>100ms): %d over %d tenants; by second offered (from %s): %v\n", n, len(ts), t0.UTC().Format("15:04:05.000"), bySecond)
 }
 
 // consumerStates describes every consumer of the events stream, for a round that stalls.

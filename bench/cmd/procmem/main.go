@@ -21,7 +21,12 @@
 //	                  an outage: it reads ahead up to max_ack_pending events per partition)
 //	backlog/floor     the same with the floor consumer
 //
+// With -server out, the nats-server runs in a third process (this command, -role server) and the
+// measured process holds only the consumer, connected over loopback TCP: what a
+// `hookd serve --roles process` replica against an external NATS (a cluster) holds.
+//
 //	go run ./bench/cmd/procmem                      # every case, 10,000 repositories × 3 events
+//	go run ./bench/cmd/procmem -server out          # the replica without the server
 //	go run ./bench/cmd/procmem -cases live/processor -repos 1000
 package main
 
@@ -32,6 +37,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"runtime"
@@ -57,6 +63,7 @@ type options struct {
 	repos, events, installations, rate int
 	partitions                         int
 	settle                             time.Duration
+	server                             string // in: embedded in the measured process; out: its own process
 }
 
 // Result is one case, as the measuring child prints it (one JSON line).
@@ -79,11 +86,13 @@ func main() {
 	cases := flag.String("cases", "live/floor,live/processor,backlog/floor,backlog/processor", "comma-separated cases, each run in its own process")
 	oneCase := flag.String("case", "", "internal: the case a measure child runs")
 	url := flag.String("url", "", "internal: the NATS URL a publish child publishes to")
+	dir := flag.String("dir", "", "internal: the store directory of a server child")
 	flag.IntVar(&o.repos, "repos", 10000, "distinct repositories")
 	flag.IntVar(&o.events, "events", 3, "events per repository")
 	flag.IntVar(&o.installations, "installations", 10, "installations the repositories belong to")
 	flag.IntVar(&o.rate, "rate", 2000, "live cases: events offered per second")
 	flag.IntVar(&o.partitions, "partitions", 16, "nats.partitions")
+	flag.StringVar(&o.server, "server", "in", "where the nats-server runs: in (embedded in the measured process, as `hookd serve`) or out (its own process)")
 	flag.DurationVar(&o.settle, "settle", 12*time.Second, "wait after the last event is handled before measuring what stays (the file store drops block caches after 10s)")
 	flag.Parse()
 	var err error
@@ -94,6 +103,8 @@ func main() {
 		err = measure(o, *oneCase)
 	case "publish":
 		err = publish(o, *url, *oneCase)
+	case "server":
+		err = serve(o, *dir)
 	default:
 		err = fmt.Errorf("unknown -role %q", *role)
 	}
@@ -107,7 +118,7 @@ func childArgs(o options, extra ...string) []string {
 	return append([]string{
 		"-repos", strconv.Itoa(o.repos), "-events", strconv.Itoa(o.events),
 		"-installations", strconv.Itoa(o.installations), "-rate", strconv.Itoa(o.rate),
-		"-partitions", strconv.Itoa(o.partitions), "-settle", o.settle.String(),
+		"-partitions", strconv.Itoa(o.partitions), "-settle", o.settle.String(), "-server", o.server,
 	}, extra...)
 }
 
@@ -116,8 +127,8 @@ func orchestrate(o options, cases []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("procmem: %d repositories × %d events over %d installations, %d partitions; live rate %d/s\n",
-		o.repos, o.events, o.installations, o.partitions, o.rate)
+	fmt.Printf("procmem: %d repositories × %d events over %d installations, %d partitions; live rate %d/s; nats-server %s the measured process\n",
+		o.repos, o.events, o.installations, o.partitions, o.rate, map[string]string{"in": "in", "out": "outside"}[o.server])
 	var results []Result
 	for _, c := range cases {
 		cmd := exec.Command(self, childArgs(o, "-role", "measure", "-case", c)...)
@@ -153,22 +164,15 @@ func measure(o options, c string) error {
 	if !ok || (mode != "live" && mode != "backlog") || (consumer != "processor" && consumer != "floor") {
 		return fmt.Errorf("case %q: want live|backlog / processor|floor", c)
 	}
-	dir, err := os.MkdirTemp("", "procmem-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
 	log := zerolog.New(os.Stderr).Level(zerolog.WarnLevel).With().Timestamp().Logger()
-	cfg := broker.Config{DataDir: dir, Listen: "127.0.0.1:0", Sync: broker.SyncInterval, Partitions: o.partitions}
-	cfg.Defaults()
-	srv, err := broker.StartEmbedded(cfg, log)
+	cfg, url, stop, err := startServer(o, log)
 	if err != nil {
 		return err
 	}
-	defer func() { srv.Shutdown(); srv.WaitForShutdown() }()
+	defer stop()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	nc, js, err := broker.Open(ctx, srv.ClientURL(), cfg, "procmem", log)
+	nc, js, err := broker.Open(ctx, url, cfg, "procmem", log)
 	if err != nil {
 		return err
 	}
@@ -193,7 +197,7 @@ func measure(o options, c string) error {
 		if err != nil {
 			return err
 		}
-		cmd := exec.Command(self, childArgs(o, "-role", "publish", "-url", srv.ClientURL(), "-case", c)...)
+		cmd := exec.Command(self, childArgs(o, "-role", "publish", "-url", url, "-case", c)...)
 		cmd.Stderr, cmd.Stdout = os.Stderr, os.Stderr
 		return cmd.Run()
 	}
@@ -353,5 +357,63 @@ func publish(o options, url, c string) error {
 		return errors.New("async publishes not acknowledged within 60s")
 	}
 	fmt.Fprintf(w, "procmem: published %d events in %.1fs\n", total, time.Since(start).Seconds())
+	return nil
+}
+
+// startServer starts the nats-server: embedded here (-server in), or as a child process running
+// this command with -role server (-server out). stop shuts it down and removes its store.
+func startServer(o options, log zerolog.Logger) (broker.Config, string, func(), error) {
+	dir, err := os.MkdirTemp("", "procmem-")
+	if err != nil {
+		return broker.Config{}, "", nil, err
+	}
+	cfg := broker.Config{DataDir: dir, Listen: "127.0.0.1:0", Sync: broker.SyncInterval, Partitions: o.partitions}
+	cfg.Defaults()
+	if o.server != "out" {
+		srv, err := broker.StartEmbedded(cfg, log)
+		if err != nil {
+			os.RemoveAll(dir)
+			return cfg, "", nil, err
+		}
+		return cfg, srv.ClientURL(), func() { srv.Shutdown(); srv.WaitForShutdown(); os.RemoveAll(dir) }, nil
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return cfg, "", nil, err
+	}
+	cmd := exec.Command(self, childArgs(o, "-role", "server", "-dir", dir)...)
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return cfg, "", nil, err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return cfg, "", nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return cfg, "", nil, err
+	}
+	stop := func() { in.Close(); _ = cmd.Wait(); os.RemoveAll(dir) }
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		stop()
+		return cfg, "", nil, fmt.Errorf("nats-server child: %w", err)
+	}
+	return cfg, strings.TrimSpace(line), stop, nil
+}
+
+// serve is the -role server child: the embedded nats-server on a store in dir, its client URL
+// printed on stdout, until stdin closes.
+func serve(o options, dir string) error {
+	cfg := broker.Config{DataDir: dir, Listen: "127.0.0.1:0", Sync: broker.SyncInterval, Partitions: o.partitions}
+	cfg.Defaults()
+	srv, err := broker.StartEmbedded(cfg, zerolog.New(os.Stderr).Level(zerolog.WarnLevel))
+	if err != nil {
+		return err
+	}
+	defer func() { srv.Shutdown(); srv.WaitForShutdown() }()
+	fmt.Println(srv.ClientURL())
+	_, _ = io.Copy(io.Discard, os.Stdin) // until the measuring process closes stdin or exits
 	return nil
 }
