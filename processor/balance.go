@@ -100,6 +100,7 @@ func (p *Processor) balance(ctx context.Context) error {
 		}
 	}
 	var last []int
+	var members []string // the live members as last read, sorted
 	heartbeat := time.NewTicker(heartbeatEvery)
 	defer heartbeat.Stop()
 	tick := time.NewTicker(balanceEvery)
@@ -109,7 +110,8 @@ func (p *Processor) balance(ctx context.Context) error {
 		if fatal != nil {
 			break
 		}
-		if want, ok := p.assigned(ctx, kv); ok {
+		if want, ids, ok := p.assigned(ctx, kv, members); ok {
+			members = ids
 			for n := range runs {
 				if !slices.Contains(want, n) {
 					p.log.Info().Int("partition", n).Msg("partition assigned to another replica; handing it over")
@@ -164,9 +166,13 @@ func (p *Processor) balance(ctx context.Context) error {
 }
 
 // assigned lists the partitions this replica should consume: p where p mod N is this replica's
-// index among the N live members sorted by id. ok is false when membership could not be read or
-// does not include this replica yet (keep the current assignment).
-func (p *Processor) assigned(ctx context.Context, kv jetstream.KeyValue) (_ []int, ok bool) {
+// index among the N live members sorted by id, and the members. ok is false when membership could
+// not be read or does not include this replica yet (keep the current assignment).
+//
+// A member of prev (the last view) missing from the listing is looked up by key before it is
+// dropped: a key listing taken while members heartbeat can miss a key (seen under load), and
+// acting on it would move partitions back and forth within a second.
+func (p *Processor) assigned(ctx context.Context, kv jetstream.KeyValue, prev []string) (_ []int, _ []string, ok bool) {
 	lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	lister, err := kv.ListKeysFiltered(lctx, membersPrefix+"*")
@@ -174,19 +180,33 @@ func (p *Processor) assigned(ctx context.Context, kv jetstream.KeyValue) (_ []in
 		if ctx.Err() == nil {
 			p.log.Warn().Err(err).Msg("cannot list hookd_members; keeping the current partitions")
 		}
-		return nil, false
+		return nil, nil, false
 	}
 	var ids []string
 	for k := range lister.Keys() {
 		ids = append(ids, strings.TrimPrefix(k, membersPrefix))
 	}
 	if lctx.Err() != nil {
-		return nil, false
+		return nil, nil, false
+	}
+	for _, id := range prev {
+		if slices.Contains(ids, id) {
+			continue
+		}
+		_, err := kv.Get(lctx, membersPrefix+id)
+		switch {
+		case err == nil:
+			ids = append(ids, id) // still there: the listing missed it
+		case errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted):
+			// gone: it left or its heartbeat expired
+		default:
+			return nil, nil, false // cannot tell: keep the current assignment
+		}
 	}
 	slices.Sort(ids)
 	i := slices.Index(ids, p.id)
 	if i < 0 {
-		return nil, false
+		return nil, nil, false
 	}
 	var want []int
 	for n := range len(p.parts) {
@@ -194,7 +214,7 @@ func (p *Processor) assigned(ctx context.Context, kv jetstream.KeyValue) (_ []in
 			want = append(want, n)
 		}
 	}
-	return want, true
+	return want, ids, true
 }
 
 // membersKV opens hookd_members, retrying until it exists or ctx ends.
