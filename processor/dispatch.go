@@ -107,6 +107,7 @@ func (p *Processor) handle(ctx context.Context, it *item) result {
 	bot := p.cfg.BotLogin != "" && strings.EqualFold(m.Sender, p.cfg.BotLogin) && m.Source != event.SourceReconcile
 
 	var failures []failure
+	var succeeded []string
 	for _, r := range routes {
 		if bot && !r.allowBot {
 			p.m.handled.WithLabelValues(m.Event, r.name, outcomeBot).Inc()
@@ -134,16 +135,24 @@ func (p *Processor) handle(ctx context.Context, it *item) result {
 		if errors.Is(err, ErrStale) {
 			outcome, err = outcomeStale, nil
 		}
-		if err == nil {
-			if _, perr := p.effects.Put(ctx, handlerDoneKey(m.Delivery, r.name), []byte(time.Now().UTC().Format(time.RFC3339Nano))); perr != nil {
-				err = Transient(fmt.Errorf("handler succeeded but its success could not be recorded (it will run again): %w", perr))
-			}
-		}
 		if err != nil {
 			failures = append(failures, failure{r.name, err})
 			continue
 		}
+		succeeded = append(succeeded, r.name)
 		p.m.handled.WithLabelValues(m.Event, r.name, outcome).Inc()
+	}
+	// A handler's success is recorded only when the event will be retried (another handler
+	// failed), so that the retry runs only the handlers that failed. When all succeed the ack
+	// follows at once; if that ack is lost, the handlers run again (at least once), and
+	// Ledger.Do keeps their effects single.
+	if len(failures) > 0 {
+		done := []byte(time.Now().UTC().Format(time.RFC3339Nano))
+		for _, name := range succeeded {
+			if _, err := p.effects.Put(ctx, handlerDoneKey(m.Delivery, name), done); err != nil {
+				log.Warn().Err(err).Str("handler", name).Msg("cannot record the handler's success; the retry runs it again")
+			}
+		}
 	}
 	if len(failures) == 0 {
 		if sh.item.Number != 0 {

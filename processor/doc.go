@@ -17,8 +17,9 @@
 //   - At least once, effects once. Every stored event is handled until every matching handler
 //     succeeded or the event is dead-lettered; a crash at any instant loses nothing, because an
 //     event is acknowledged only after its handlers succeeded or its dead letter was stored.
-//     Handlers may run more than once; a handler's success is recorded in the KV bucket
-//     hookd_effects, so a retry runs only the handlers that failed, and Ledger.Do records single
+//     Handlers may run more than once; when one of an event's handlers fails, the others'
+//     successes are recorded in the KV bucket hookd_effects, so the retry runs only the handlers
+//     that failed, and Ledger.Do records single
 //     effects, leaving one documented window (a crash between the side effect and its record)
 //     that the built-in effects close by checking GitHub first.
 //   - Order within a tenant. One repository's events (or one installation's, for

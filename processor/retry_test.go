@@ -160,3 +160,33 @@ func waitDeadLetter(t testing.TB, env *brokertest.Env, delivery string) processo
 	t.Fatalf("no dead letter for %s", delivery)
 	return processor.DeadLetter{}
 }
+
+// TestRetryRunsOnlyFailedHandlers: of two handlers of one event, the one that succeeded is not
+// run again when the other's failure makes the event retry.
+func TestRetryRunsOnlyFailedHandlers(t *testing.T) {
+	t.Parallel()
+	env := brokertest.New(t)
+	rec := newRecorder()
+	var failed atomic.Int32
+	var mux processor.Mux
+	for _, name := range []string{"steady", "flaky"} {
+		must(t, mux.HandleFunc(name, processor.On("issues"), func(ctx context.Context, ev *processor.Event) error {
+			rec.add(call{handler: ev.Handler, delivery: ev.Meta.Delivery, attempt: ev.Attempt})
+			if ev.Handler == "flaky" && failed.Add(1) <= 2 {
+				return processor.Transient(errors.New("flaky"))
+			}
+			return nil
+		}))
+	}
+	started(t, newProcessor(t, env, fastConfig(), &mux, nil))
+	publish(t, env.JS, "issues", "two-handlers", body(t, "issues.opened", repo{1, 12, "acme/two"}, nil))
+	calls := rec.wait(t, 4, 20*time.Second) // steady once, flaky three times
+	rec.quiet(t, 500*time.Millisecond)
+	n := map[string]int{}
+	for _, c := range calls {
+		n[c.handler]++
+	}
+	if n["steady"] != 1 || n["flaky"] != 3 {
+		t.Fatalf("calls per handler %v, want steady 1, flaky 3", n)
+	}
+}
