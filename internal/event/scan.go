@@ -22,17 +22,18 @@ func skipWS(b []byte, i int) int {
 	return i
 }
 
-// stringEnd returns the index just past the JSON string starting at b[i] == '"'.
+// stringEnd returns the index just past the JSON string starting at b[i] == '"' (len(b) if it
+// is not closed).
 func stringEnd(b []byte, i int) int {
-	for i++; i < len(b); i++ {
-		switch b[i] {
-		case '\\':
-			i++
-		case '"':
+	for i++; ; i += 2 { // past an escape: its second byte cannot end the string
+		i = unescapedRun(b, i)
+		if i >= len(b) {
+			return len(b)
+		}
+		if b[i] == '"' {
 			return i + 1
 		}
 	}
-	return len(b)
 }
 
 // valueEnd returns the index just past the JSON value starting at b[i].

@@ -120,26 +120,45 @@ func FuzzParsePayloadMatchesEncodingJSON(f *testing.F) {
 	})
 }
 
+// BenchmarkParsePayload compares the skimming parser with encoding/json on a real payload
+// (skim, encoding-json) and on a comment payload whose body is one long string
+// (long-string-skim, long-string-encoding-json), the shape most of ingest's bytes have.
 func BenchmarkParsePayload(b *testing.B) {
-	body := payloads.Get("pull_request.opened")
-	b.SetBytes(int64(len(body)))
-	b.Run("skim", func(b *testing.B) {
-		b.SetBytes(int64(len(body)))
-		for range b.N {
-			var m Meta
-			if err := ParsePayload(&m, body); err != nil {
-				b.Fatal(err)
+	for _, c := range []struct {
+		prefix string
+		body   []byte
+	}{
+		{"", payloads.Get("pull_request.opened")},
+		{"long-string-", longStringPayload()},
+	} {
+		b.Run(c.prefix+"skim", func(b *testing.B) {
+			b.SetBytes(int64(len(c.body)))
+			for range b.N {
+				var m Meta
+				if err := ParsePayload(&m, c.body); err != nil {
+					b.Fatal(err)
+				}
 			}
-		}
-	})
-	b.Run("encoding-json", func(b *testing.B) {
-		b.SetBytes(int64(len(body)))
-		for range b.N {
-			if _, err := reference(body); err != nil {
-				b.Fatal(err)
+		})
+		b.Run(c.prefix+"encoding-json", func(b *testing.B) {
+			b.SetBytes(int64(len(c.body)))
+			for range b.N {
+				if _, err := reference(c.body); err != nil {
+					b.Fatal(err)
+				}
 			}
-		}
-	})
+		})
+	}
+}
+
+// longStringPayload is an issue_comment.created payload whose comment body is about 16 KB of
+// markdown: escaped newlines and quotes, multi-byte UTF-8, URLs.
+func longStringPayload() []byte {
+	para := "Thanks for the report! I can reproduce this on `main` with Go 1.26 — see https://github.com/hookd/hookd/actions/runs/123456789/job/987654321 for the log.\\n\\n" +
+		"The panic comes from `processor.(*partition).settle` when the \\\"ack\\\" races the redelivery; naïve fix below.\\n```go\\nif err != nil {\\n\\treturn fmt.Errorf(\\\"settle: %w\\\", err)\\n}\\n```\\n"
+	body := strings.Repeat(para, 16384/len(para)+1)
+	return []byte(`{"action":"created","issue":{"number":7,"title":"Crash on redelivery"},"comment":{"id":1,"body":"` + body +
+		`"},"repository":{"id":42,"full_name":"acme/api","owner":{"login":"acme"}},"installation":{"id":7},"sender":{"login":"octocat","type":"User"}}`)
 }
 
 // FuzzValidMatchesEncodingJSON: the validator accepts exactly what json.Valid accepts.
