@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -68,8 +69,53 @@ func itemOf(payload []byte) itemRef {
 	return itemRef{}
 }
 
-// stateStore reads and advances ItemStates.
-type stateStore struct{ kv jetstream.KeyValue }
+// stateStore reads and advances ItemStates. It remembers, for a minute, the revision and
+// updated_at it last wrote or read per key, so that advancing an item this replica has just
+// advanced takes one compare-and-set instead of a read and a write. Another writer (a replica
+// that held the partition before, a replay) makes the compare-and-set fail, and the state is read
+// again.
+type stateStore struct {
+	kv jetstream.KeyValue
+
+	mu    sync.Mutex
+	cache map[string]cachedState
+}
+
+type cachedState struct {
+	updatedAt time.Time
+	rev       uint64
+	at        time.Time
+}
+
+const (
+	stateCacheTTL = time.Minute
+	stateCacheMax = 1 << 16 // entries; the cache is emptied when full
+)
+
+func (s *stateStore) cached(key string, now time.Time) (cachedState, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.cache[key]
+	if !ok || now.Sub(c.at) > stateCacheTTL {
+		return cachedState{}, false
+	}
+	return c, true
+}
+
+func (s *stateStore) remember(key string, updatedAt time.Time, rev uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cache == nil || len(s.cache) >= stateCacheMax {
+		s.cache = make(map[string]cachedState)
+	}
+	s.cache[key] = cachedState{updatedAt: updatedAt, rev: rev, at: time.Now()}
+}
+
+func (s *stateStore) forget(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.cache, key)
+}
 
 func (s *stateStore) get(ctx context.Context, t event.Tenant, number int) (ItemState, bool, error) {
 	e, err := s.kv.Get(ctx, StateKey(t, number))
@@ -94,11 +140,31 @@ func (s *stateStore) advance(ctx context.Context, t event.Tenant, ref itemRef, m
 	}
 	key := StateKey(t, ref.Number)
 	val, _ := json.Marshal(ItemState{UpdatedAt: ref.UpdatedAt.UTC(), HeadSHA: ref.HeadSHA, Delivery: m.Delivery, Event: m.Event})
+	if c, ok := s.cached(key, time.Now()); ok {
+		if !ref.UpdatedAt.After(c.updatedAt) {
+			return nil // recorded as new or newer, by this replica a moment ago
+		}
+		rev, err := s.kv.Update(ctx, key, val, c.rev)
+		if err == nil {
+			s.remember(key, ref.UpdatedAt, rev)
+			return nil
+		}
+		s.forget(key)
+		if !isWrongSequence(err) {
+			return fmt.Errorf("write %s: %w", key, err)
+		}
+		// Written by someone else since: read it.
+	}
 	for range 5 {
 		e, err := s.kv.Get(ctx, key)
 		switch {
 		case errors.Is(err, jetstream.ErrKeyNotFound):
-			if _, err := s.kv.Create(ctx, key, val); err == nil || !errors.Is(err, jetstream.ErrKeyExists) {
+			rev, err := s.kv.Create(ctx, key, val)
+			if err == nil {
+				s.remember(key, ref.UpdatedAt, rev)
+				return nil
+			}
+			if !errors.Is(err, jetstream.ErrKeyExists) {
 				return err
 			}
 			continue
@@ -107,9 +173,11 @@ func (s *stateStore) advance(ctx context.Context, t event.Tenant, ref itemRef, m
 		}
 		var cur ItemState
 		if json.Unmarshal(e.Value(), &cur) == nil && !ref.UpdatedAt.After(cur.UpdatedAt) {
+			s.remember(key, cur.UpdatedAt, e.Revision())
 			return nil // the recorded state is as new or newer
 		}
-		if _, err := s.kv.Update(ctx, key, val, e.Revision()); err == nil {
+		if rev, err := s.kv.Update(ctx, key, val, e.Revision()); err == nil {
+			s.remember(key, ref.UpdatedAt, rev)
 			return nil
 		} else if !isWrongSequence(err) {
 			return fmt.Errorf("write %s: %w", key, err)
