@@ -22,7 +22,7 @@ func publishAsync(tb testing.TB, js jetstream.JetStream, prefix string, n int, r
 	for i := range n {
 		d := fmt.Sprintf("%s-%06d", prefix, i)
 		m := metaFor(r, d)
-		if _, err := js.PublishMsgAsync(&nats.Msg{Subject: m.Subject(), Header: m.Header(), Data: b}, jetstream.WithMsgID(d)); err != nil {
+		if _, err := js.PublishMsgAsync(&nats.Msg{Subject: m.Subject(), Header: m.Header(), Data: b}); err != nil {
 			tb.Fatal(err)
 		}
 		if i%500 == 499 || i == n-1 {
@@ -63,7 +63,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 			r := repo{inst: 1, id: int64(10 + i%tenants), name: fmt.Sprintf("acme/t%d", i%tenants)}
 			d := fmt.Sprintf("b-%d-%07d", b.N, i)
 			m := metaFor(r, d)
-			_, _ = env.JS.PublishMsgAsync(&nats.Msg{Subject: m.Subject(), Header: m.Header(), Data: body}, jetstream.WithMsgID(d))
+			_, _ = env.JS.PublishMsgAsync(&nats.Msg{Subject: m.Subject(), Header: m.Header(), Data: body})
 			if i%500 == 499 {
 				<-env.JS.PublishAsyncComplete()
 			}
@@ -197,7 +197,7 @@ func BenchmarkLatency(b *testing.B) {
 	for i := range b.N {
 		d := fmt.Sprintf("lat-%d-%07d", b.N, i)
 		m := metaFor(r, d)
-		if _, err := env.JS.PublishMsg(context.Background(), &nats.Msg{Subject: m.Subject(), Header: m.Header(), Data: body}, jetstream.WithMsgID(d)); err != nil {
+		if _, err := env.JS.PublishMsg(context.Background(), &nats.Msg{Subject: m.Subject(), Header: m.Header(), Data: body}); err != nil {
 			b.Fatal(err)
 		}
 		select {

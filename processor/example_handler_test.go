@@ -85,7 +85,7 @@ func Example_handler() {
 		panic(err)
 	}
 	m.InstallationID = 1 // the example payload has no installation; GitHub's always do
-	if _, err := js.PublishMsg(ctx, &nats.Msg{Subject: m.Subject(), Header: m.Header(), Data: body}, jetstream.WithMsgID(m.Delivery)); err != nil {
+	if _, err := js.PublishMsg(ctx, &nats.Msg{Subject: m.Subject(), Header: m.Header(), Data: body}); err != nil {
 		panic(err)
 	}
 

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/hookd/hookd/internal/broker"
 	"github.com/hookd/hookd/internal/broker/brokertest"
 	"github.com/hookd/hookd/internal/event"
 	"github.com/hookd/hookd/internal/payloads"
@@ -97,8 +98,8 @@ func publish(t testing.TB, js jetstream.JetStream, eventName, delivery string, b
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_, err := js.PublishMsg(ctx, &nats.Msg{Subject: m.Subject(), Header: m.Header(), Data: b}, jetstream.WithMsgID(delivery))
-	if err != nil {
+	// As ingest stores it: no Nats-Msg-Id; the per-delivery subject keeps a redelivery once.
+	if _, err := broker.PublishOutcome(js.PublishMsg(ctx, &nats.Msg{Subject: m.Subject(), Header: m.Header(), Data: b})); err != nil {
 		t.Fatalf("publish %s: %v", delivery, err)
 	}
 	return m

@@ -137,7 +137,7 @@ func (c *cluster) publish(prefix string, from, n, tenants int, b []byte, publish
 		for {
 			msg := &nats.Msg{Subject: "hookd.in.1." + strconv.FormatInt(r.id, 10) + ".issue_comment." + d, Header: headerFor(r, d), Data: b}
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			_, err := broker.PublishOutcome(c.js.PublishMsg(ctx, msg, jetstream.WithMsgID(d)))
+			_, err := broker.PublishOutcome(c.js.PublishMsg(ctx, msg))
 			cancel()
 			if err == nil {
 				break
