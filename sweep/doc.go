@@ -25,7 +25,8 @@
 // A pass is skipped when the repository is not due (its adaptive interval: min_interval after
 // a change, doubling every quiet_passes unchanged passes up to max_interval), when the
 // installation has less than (1 - rate_limit_share) of its rate limit left (sweeps yield to
-// event handling; Service.ObserveResponse sees every response when wired into ghapp), or when
+// event handling; Service.ObserveResponse sees every response of this process when wired into
+// ghapp, and Options.SharedRate what the other replicas saw, through ghapp.KVBudget), or when
 // another replica holds the repository's lease (KV key lease.sweep.<repo> with a TTL; the
 // holder deletes it when done, and the due time it wrote makes the other replicas skip). The
 // planner's start jitter spreads the repositories' first passes.

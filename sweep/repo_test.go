@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -288,6 +289,35 @@ func TestSweep(t *testing.T) {
 		e.fake.Advance(time.Hour)
 		if rep := e.sweep(e.svc, e.api); rep.Outcome == OutcomeRateLimited {
 			t.Fatalf("pass after the reset: %+v", rep)
+		}
+	})
+
+	t.Run("what other replicas saw of the rate limit counts too", func(t *testing.T) {
+		t.Parallel()
+		var shared atomic.Pointer[[3]int64] // limit, remaining, reset (unix)
+		e := setup(t, Config{RateLimitShare: 0.5}, func(o *Options) {
+			o.SharedRate = func(id int64) (int, int, time.Time, bool) {
+				v := shared.Load()
+				if v == nil {
+					return 0, 0, time.Time{}, false
+				}
+				return int(v[0]), int(v[1]), time.Unix(v[2], 0), true
+			}
+		})
+		// Another replica's handlers spent the installation's budget; this process has seen
+		// nothing yet (its own GitHub still answers with plenty left).
+		shared.Store(&[3]int64{5000, 10, e.fake.Now().Add(time.Hour).Unix()})
+		before := e.fake.Stats(e.inst.ID)
+		if rep := e.sweep(e.svc, e.api); rep.Outcome != OutcomeRateLimited {
+			t.Fatalf("pass with 10/5000 left on another replica: %+v", rep)
+		}
+		if after := e.fake.Stats(e.inst.ID); after != before {
+			t.Fatalf("a skipped pass made requests: %+v -> %+v", before, after)
+		}
+		// A shared observation from a window that has ended does not hold sweeps back.
+		shared.Store(&[3]int64{5000, 10, e.fake.Now().Add(-time.Minute).Unix()})
+		if rep := e.sweep(e.svc, e.api); rep.Outcome == OutcomeRateLimited {
+			t.Fatalf("pass after the shared window ended: %+v", rep)
 		}
 	})
 

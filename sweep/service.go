@@ -56,6 +56,11 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Now is the clock for cursors, due times and ages. Default time.Now.
 	Now func() time.Time
+	// SharedRate reports an installation's rate limit as the replicas share it (ghapp.KVBudget:
+	// the latest X-RateLimit-* any replica saw, kept in NATS), so that sweeps yield to event
+	// handling done by other replicas too. Nil: only what this process observes
+	// (ObserveResponse) counts.
+	SharedRate func(installationID int64) (limit, remaining int, reset time.Time, ok bool)
 	// Wait pauses between redelivery requests (RedeliverySpacing); tests make it instant.
 	// Default: a timer that ends early with ctx.
 	Wait func(ctx context.Context, d time.Duration) error
@@ -199,11 +204,23 @@ func (s *Service) ObserveResponse(installationID int64, resp *http.Response) {
 
 // rateLow reports whether sweeps must leave installation id's remaining budget to event
 // handling: less than (1-share) of the limit remains and the window has not reset.
+//
+// What this process observed and what the replicas share (Options.SharedRate) are combined:
+// within the current window the lower remaining count is the later observation.
 func (s *Service) rateLow(id int64) (rate, bool) {
+	now := s.now()
 	s.rateMu.Lock()
 	r, ok := s.rates[id]
 	s.rateMu.Unlock()
-	if !ok || !s.now().Before(r.Reset) {
+	ok = ok && now.Before(r.Reset)
+	if s.opts.SharedRate != nil {
+		if limit, remaining, reset, sok := s.opts.SharedRate(id); sok && limit > 0 && now.Before(reset) {
+			if !ok || remaining < r.Remaining {
+				r, ok = rate{Limit: limit, Remaining: remaining, Reset: reset}, true
+			}
+		}
+	}
+	if !ok {
 		return r, false
 	}
 	return r, float64(r.Remaining) < (1-s.cfg.RateLimitShare)*float64(r.Limit)

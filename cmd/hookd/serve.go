@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -177,8 +178,9 @@ func newApp(ctx context.Context, cfg *config.Config, log zerolog.Logger, o appOp
 func (a *app) plan(ctx context.Context, o appOptions) error {
 	cfg, log := a.cfg, a.log
 	obs := &rateObserver{}
+	budget := ghapp.NewKVBudget(ctx, a.js, log)
 	var err error
-	if a.gh, err = ghapp.New(cfg.GitHub, ghapp.Options{OnResponse: obs.observe, Budget: ghapp.NewKVBudget(ctx, a.js, log)}); err != nil {
+	if a.gh, err = ghapp.New(cfg.GitHub, ghapp.Options{OnResponse: obs.observe, Budget: budget}); err != nil {
 		return err
 	}
 	var installs []planner.Installation
@@ -203,6 +205,10 @@ func (a *app) plan(ctx context.Context, o appOptions) error {
 		GitHub: a.gh, JS: a.js, BotLogin: cfg.Processor.BotLogin, Log: log, Registerer: a.reg,
 		Subscribed: func(ev string) bool { return slices.Contains(needs.Events, ev) },
 		Apply:      a.apply,
+		SharedRate: func(id int64) (int, int, time.Time, bool) {
+			r, ok := budget.Rate(id)
+			return r.Limit, r.Remaining, r.Reset, ok
+		},
 	}); err != nil {
 		return err
 	}
