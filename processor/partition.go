@@ -521,6 +521,8 @@ func (pc *PartitionConsumer) ensureLoaded(ctx context.Context, it *item) (result
 	switch {
 	case err == nil:
 		return result{}, true
+	case ctx.Err() != nil:
+		return result{kind: kindRelease}, false // shutdown: not the event's fault
 	case errors.Is(err, errGone):
 		pc.log.Warn().Str("tenant", it.tenant.String()).Str("delivery", it.meta.Delivery).Uint64("seq", it.seq).
 			Msg("event removed from the stream before its turn (nats.max_age, or deleted by hand); acknowledging it")
