@@ -1,6 +1,7 @@
 package processor
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"testing"
@@ -9,6 +10,7 @@ import (
 	"github.com/hookd/hookd/internal/broker"
 	"github.com/hookd/hookd/internal/broker/brokertest"
 	"github.com/hookd/hookd/internal/event"
+	"github.com/hookd/hookd/internal/payloads"
 )
 
 // TestStateAdvance: updated_at never moves backwards, whether this replica or another writer
@@ -62,6 +64,105 @@ func TestStateAdvance(t *testing.T) {
 		got := read()
 		if got.Delivery != st.want || !got.UpdatedAt.Equal(at(st.wantT).UpdatedAt) {
 			t.Fatalf("step %d (%s): recorded %s at %s, want %s at +%dm", i, st.d, got.Delivery, got.UpdatedAt, st.want, st.wantT)
+		}
+	}
+}
+
+// itemOfJSON is itemOf as it was, with encoding/json: the oracle for FuzzItemOf.
+func itemOfJSON(payload []byte) (itemRef, error) {
+	var p struct {
+		Issue *struct {
+			Number    int       `json:"number"`
+			UpdatedAt time.Time `json:"updated_at"`
+		} `json:"issue"`
+		PullRequest *struct {
+			Number    int       `json:"number"`
+			UpdatedAt time.Time `json:"updated_at"`
+			Head      *struct {
+				SHA string `json:"sha"`
+			} `json:"head"`
+		} `json:"pull_request"`
+	}
+	if err := json.Unmarshal(payload, &p); err != nil {
+		return itemRef{}, err
+	}
+	switch {
+	case p.PullRequest != nil && p.PullRequest.Number != 0:
+		r := itemRef{Number: p.PullRequest.Number, UpdatedAt: p.PullRequest.UpdatedAt}
+		if p.PullRequest.Head != nil {
+			r.HeadSHA = p.PullRequest.Head.SHA
+		}
+		return r, nil
+	case p.Issue != nil && p.Issue.Number != 0:
+		return itemRef{Number: p.Issue.Number, UpdatedAt: p.Issue.UpdatedAt}, nil
+	}
+	return itemRef{}, nil
+}
+
+// ambiguous reports inputs where encoding/json and the skim legitimately differ: escapes (keys are
+// compared raw), keys that match a field only case-insensitively (encoding/json accepts those),
+// and a field key repeated within one object (encoding/json merges, the skim keeps the last).
+func ambiguous(b []byte) bool {
+	if bytes.IndexByte(b, '\\') >= 0 {
+		return true
+	}
+	fields := []string{"issue", "pull_request", "number", "updated_at", "head", "sha"}
+	lower := bytes.ToLower(b)
+	for _, f := range fields {
+		if bytes.Count(lower, []byte(`"`+f+`"`)) != bytes.Count(b, []byte(`"`+f+`"`)) {
+			return true
+		}
+	}
+	var dup func(v []byte, depth int) bool
+	dup = func(v []byte, depth int) bool {
+		seen := map[string]bool{}
+		found := false
+		_ = event.Members(v, func(k, val []byte) error {
+			if seen[string(k)] {
+				found = true
+			}
+			seen[string(k)] = true
+			if depth < 3 && dup(val, depth+1) {
+				found = true
+			}
+			return nil
+		})
+		return found
+	}
+	return dup(b, 0)
+}
+
+// FuzzItemOf: on valid JSON, the skim finds the same issue or pull request as encoding/json did.
+func FuzzItemOf(f *testing.F) {
+	for _, name := range []string{"issues.opened", "issue_comment.created", "pull_request.opened", "pull_request.opened-2", "push"} {
+		f.Add(payloads.Get(name))
+	}
+	f.Add([]byte(`{"issue":{"number":3,"updated_at":null},"pull_request":null}`))
+	f.Add([]byte(`{"pull_request":{"number":0,"head":{"sha":"x"}},"issue":{"number":4,"updated_at":"2026-01-02T03:04:05.5+02:00"}}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got := itemOf(b) // never panics, valid or not
+		if !json.Valid(b) || ambiguous(b) {
+			return
+		}
+		want, err := itemOfJSON(b)
+		if err != nil {
+			return // a field of the wrong type: encoding/json gives up on the whole payload
+		}
+		if got.Number != want.Number || !got.UpdatedAt.Equal(want.UpdatedAt) || got.HeadSHA != want.HeadSHA {
+			t.Fatalf("itemOf(%q) = %+v, encoding/json %+v", b, got, want)
+		}
+	})
+}
+
+func TestItemOfRealPayloads(t *testing.T) {
+	for _, name := range payloads.Names() {
+		b := payloads.Get(name)
+		want, err := itemOfJSON(b)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if got := itemOf(b); got.Number != want.Number || !got.UpdatedAt.Equal(want.UpdatedAt) || got.HeadSHA != want.HeadSHA {
+			t.Fatalf("%s: itemOf %+v, encoding/json %+v", name, got, want)
 		}
 	}
 }

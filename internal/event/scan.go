@@ -91,6 +91,9 @@ func eachMember(b []byte, fn func(key, val []byte) error) error {
 			return errShape
 		}
 		ke := stringEnd(b, i)
+		if ke-1 < i+1 { // an unclosed key: only in input that is not valid JSON
+			return errShape
+		}
 		key := b[i+1 : ke-1]
 		i = skipWS(b, ke)
 		if i >= len(b) || b[i] != ':' {
