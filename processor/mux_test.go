@@ -60,6 +60,8 @@ func TestConfig(t *testing.T) {
 		{"pinned ttl too short", func(c *processor.Config) { c.AckWait = 30 * time.Second }, "processor.pinned_ttl"},
 		{"ack wait", func(c *processor.Config) { c.AckWait = time.Millisecond; c.PinnedTTL = time.Minute }, "processor.ack_wait"},
 		{"concurrency", func(c *processor.Config) { c.Concurrency = -1 }, "processor.concurrency"},
+		{"read-ahead budget", func(c *processor.Config) { c.ReadAheadBytes = 1000 }, "processor.read_ahead_bytes"},
+		{"max ack pending", func(c *processor.Config) { c.MaxAckPending = -1 }, "processor.max_ack_pending"},
 		{"consumer", func(c *processor.Config) { c.Consumer = "a.b" }, "processor.consumer"},
 		{"retry", func(c *processor.Config) { c.Retry.Jitter = 2 }, "processor.retry.jitter"},
 	} {
