@@ -1,10 +1,9 @@
 package ingest
 
 import (
-	"errors"
-	"fmt"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/hookd/hookd/internal/prom"
 )
 
 // metrics are ingest's Prometheus collectors.
@@ -42,17 +41,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Webhook requests being handled.",
 		}),
 	}
-	if reg == nil {
-		return m, nil
-	}
-	for _, c := range []prometheus.Collector{m.deliveries, m.requestDuration, m.publishDuration, m.bodyBytes, m.inFlight} {
-		if err := reg.Register(c); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if errors.As(err, &are) {
-				return nil, fmt.Errorf("register ingest metrics: %w (one ingest.Server per registry)", err)
-			}
-			return nil, fmt.Errorf("register ingest metrics: %w", err)
-		}
+	if err := prom.Register(reg, "ingest.Server", m.deliveries, m.requestDuration, m.publishDuration, m.bodyBytes, m.inFlight); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

@@ -1,10 +1,9 @@
 package planner
 
 import (
-	"errors"
-	"fmt"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/hookd/hookd/internal/prom"
 )
 
 // metrics are labelled by phase and resource, never by task name or tenant, so that their
@@ -40,16 +39,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Worker units running, by resource.",
 		}, []string{"resource"}),
 	}
-	if reg == nil {
-		return m, nil
-	}
-	for _, c := range []prometheus.Collector{m.runs, m.retries, m.preflight, m.ready, m.units} {
-		if err := reg.Register(c); err != nil {
-			if are := (prometheus.AlreadyRegisteredError{}); errors.As(err, &are) {
-				return nil, fmt.Errorf("planner: metrics already registered (one Scheduler per registry): %w", err)
-			}
-			return nil, fmt.Errorf("planner: registering metrics: %w", err)
-		}
+	if err := prom.Register(reg, "planner.Scheduler", m.runs, m.retries, m.preflight, m.ready, m.units); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

@@ -1,9 +1,9 @@
 package processor
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/hookd/hookd/internal/prom"
 )
 
 // Outcomes counted in hookd_processor_handled_total.
@@ -93,17 +93,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "hookd_processor_ack_failures_total", Help: "Acknowledgements that could not be sent (the event will be re-delivered).",
 		}),
 	}
-	if reg == nil {
-		return m, nil
-	}
-	for _, c := range []prometheus.Collector{m.handled, m.latency, m.run, m.retries, m.dead, m.panics, m.pings, m.unhandled, m.pending, m.ackPending, m.buffered, m.pinLost, m.ackFailures, m.owned, m.stubbed, m.loads, m.readAhead} {
-		if err := reg.Register(c); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if errors.As(err, &are) {
-				return nil, errors.New("processor metrics are already registered on this Registerer: build one processor per registry")
-			}
-			return nil, err
-		}
+	if err := prom.Register(reg, "processor.Processor", m.handled, m.latency, m.run, m.retries, m.dead, m.panics, m.pings, m.unhandled, m.pending, m.ackPending, m.buffered, m.pinLost, m.ackFailures, m.owned, m.stubbed, m.loads, m.readAhead); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

@@ -1,9 +1,9 @@
 package sweep
 
 import (
-	"fmt"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/hookd/hookd/internal/prom"
 )
 
 type metrics struct {
@@ -42,13 +42,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Installation re-lists by outcome: unchanged, applied, error.",
 		}, []string{"outcome"}),
 	}
-	if reg == nil {
-		return m, nil
-	}
-	for _, c := range []prometheus.Collector{m.passes, m.apiCalls, m.drift, m.redeliveries, m.rateRemaining, m.refreshes} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("sweep: register metrics: %w (one Service per registry)", err)
-		}
+	if err := prom.Register(reg, "sweep.Service", m.passes, m.apiCalls, m.drift, m.redeliveries, m.rateRemaining, m.refreshes); err != nil {
+		return nil, err
 	}
 	return m, nil
 }
