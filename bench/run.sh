@@ -7,6 +7,7 @@
 #   (b) bare    net/http reading the body and answering 202 (the HTTP ceiling)
 #   (c) floor   net/http + HMAC + one synchronous JetStream publish (the durable floor)
 #   (d) probot  a no-op Probot app (Node), bench/probot
+# and, when named in TARGETS, hookd-gc<N>: (a) run with GOGC=<N>.
 # Every round starts the target afresh (fresh data directory), waits until it answers a signed
 # delivery, warms up for WARMUP, measures for DURATION (bench/cmd/load) and stops it. Then one
 # long round each of hookd, the floor and the floor on a plain stream (floor-plain: a subject per
@@ -58,7 +59,7 @@ USED=" "
 
 mkdir -p "$OUT"
 log "building into $TMP"
-if [[ $USED == *" hookd "* ]]; then
+if [[ $USED == *" hookd"* ]]; then
 	go build -o "$TMP/hookd" ./cmd/hookd
 fi
 go build -o "$TMP/" ./bench/cmd/load ./bench/cmd/bare ./bench/cmd/floor ./bench/cmd/report
@@ -89,9 +90,12 @@ cat "$OUT/machine.txt" >&2
 start() {
 	local target=$1 sync=$2 n=$3 data="$TMP/data-$n"
 	case $target in
-	hookd)
+	hookd | hookd-gc*)
+		# hookd-gc<N>: hookd with GOGC=<N> (the garbage collector's trade of memory for CPU).
 		rm -rf "$data" && mkdir -p "$data"
-		HOOKD_GITHUB_WEBHOOK_SECRET=$SECRET HOOKD_DATA_DIR=$data \
+		local gogc=
+		[[ $target == hookd-gc* ]] && gogc=${target#hookd-gc}
+		GOGC=$gogc HOOKD_GITHUB_WEBHOOK_SECRET=$SECRET HOOKD_DATA_DIR=$data \
 			HOOKD_HTTP_ADDR=127.0.0.1:$BASE_PORT HOOKD_NATS_LISTEN=127.0.0.1:$((BASE_PORT + 10)) \
 			HOOKD_NATS_SYNC=$sync HOOKD_LOG_LEVEL=warn \
 			"$TMP/hookd" serve --roles ingest 2>>"$OUT/hookd.log" &

@@ -49,6 +49,22 @@ var targets = []string{"hookd", "bare", "floor", "probot"}
 
 var letter = map[string]string{"hookd": "a", "bare": "b", "floor": "c", "probot": "d"}
 
+// name is a target's row label: "(a) hookd" for the targets, the bare name for variants.
+func name(t string) string {
+	if l := letter[t]; l != "" {
+		return "(" + l + ") " + t
+	}
+	return t
+}
+
+// short is a target's label in a ratio: its letter, or a variant's name.
+func short(t string) string {
+	if l := letter[t]; l != "" {
+		return l
+	}
+	return t
+}
+
 func main() {
 	if len(os.Args) < 2 {
 		fmt.Fprintln(os.Stderr, "usage: report RESULT.json...")
@@ -115,7 +131,15 @@ func write(w io.Writer, rs []result) {
 		fmt.Fprintf(w, "\n#### fsync %s, concurrency %d\n\n", k.sync, k.conc)
 		fmt.Fprintln(w, "| target | rounds | req/s | p50 ms | p99 ms | server CPU µs/req | server cores | load-gen cores | peak RSS MiB |")
 		fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-		for _, t := range targets {
+		// The four targets in order, then variants (hookd-gc<N>) by name.
+		var extra []string
+		for t := range g {
+			if letter[t] == "" {
+				extra = append(extra, t)
+			}
+		}
+		slices.Sort(extra)
+		for _, t := range append(slices.Clone(targets), extra...) {
 			if len(g[t]) == 0 {
 				continue
 			}
@@ -125,19 +149,23 @@ func write(w io.Writer, rs []result) {
 			if s.flagged > 0 {
 				rounds += fmt.Sprintf(" (+%d flagged)", s.flagged)
 			}
-			fmt.Fprintf(w, "| (%s) %s | %s | %.0f | %.2f | %.2f | %.0f | %.2f | %.2f | %.1f |\n",
-				letter[t], t, rounds, s.rps, s.p50, s.p99, s.cpu, s.serverCPU, s.clientCPU, s.rssMB)
+			fmt.Fprintf(w, "| %s | %s | %.0f | %.2f | %.2f | %.0f | %.2f | %.2f | %.1f |\n",
+				name(t), rounds, s.rps, s.p50, s.p99, s.cpu, s.serverCPU, s.clientCPU, s.rssMB)
 		}
 		fmt.Fprintln(w)
 		fmt.Fprintln(w, "| ratio | req/s | p50 | p99 | CPU/req | peak RSS |")
 		fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|")
-		for _, p := range [][2]string{{"hookd", "floor"}, {"hookd", "bare"}, {"floor", "bare"}, {"hookd", "probot"}} {
+		pairs := [][2]string{{"hookd", "floor"}, {"hookd", "bare"}, {"floor", "bare"}, {"hookd", "probot"}}
+		for _, t := range extra {
+			pairs = append(pairs, [2]string{t, "hookd"}, [2]string{t, "probot"})
+		}
+		for _, p := range pairs {
 			a, okA := sums[p[0]]
 			b, okB := sums[p[1]]
 			if !okA || !okB {
 				continue
 			}
-			fmt.Fprintf(w, "| %s/%s | %s | %s | %s | %s | %s |\n", letter[p[0]], letter[p[1]],
+			fmt.Fprintf(w, "| %s/%s | %s | %s | %s | %s | %s |\n", short(p[0]), short(p[1]),
 				ratio(a.rps, b.rps), ratio(a.p50, b.p50), ratio(a.p99, b.p99), ratio(a.cpu, b.cpu), ratio(a.rssMB, b.rssMB))
 		}
 		a, okA := sums["hookd"]
