@@ -151,7 +151,7 @@ func (a *App) Installation(id int64) (*github.Client, error) {
 	defer a.mu.Unlock()
 	c := a.installs[id]
 	if c == nil {
-		c = a.client(a.gate(id, &installationTransport{src: &tokenSource{app: a, id: id}, next: a.gov.transport(id, a.opts.MutationSpacing, a.observe(id))}))
+		c = a.client(a.gate(id, &installationTransport{src: newTokenSource(a, id), next: a.gov.transport(id, a.opts.MutationSpacing, a.observe(id))}))
 		a.installs[id] = c
 	}
 	return c, nil

@@ -5,7 +5,8 @@
 // It owns credentials handling (reading and parsing the key, saying clearly what is missing),
 // the app JWT (one signed JWT reused until shortly before it expires, not one per request),
 // and the installation-token cache: one client per installation, created on first use and
-// shared by handlers and sweeps; its token is minted on the first request, reused, refreshed
+// shared by handlers and sweeps; its token is minted on the first request (one mint at a time;
+// a request waiting for another's mint gives up with its context), reused, refreshed
 // RefreshBefore ahead of its expiry, and re-minted once when GitHub answers 401 (revoked
 // token). Narrowed tokens for external commands come from App.Token and are never cached.
 //

@@ -337,6 +337,50 @@ func TestApp(t *testing.T) {
 			t.Fatalf("minted %d", n)
 		}
 	})
+	t.Run("a request waiting for another's token mint gives up with its context", func(t *testing.T) {
+		t.Parallel()
+		fake := githubfake.NewServer(t, githubfake.Options{})
+		inst, err := fake.AddInstallation("acme", "widgets")
+		if err != nil {
+			t.Fatal(err)
+		}
+		minting, release := make(chan struct{}), make(chan struct{})
+		var once sync.Once
+		rt := roundTripFunc(func(req *http.Request) (*http.Response, error) {
+			if strings.HasSuffix(req.URL.Path, "/access_tokens") {
+				once.Do(func() { close(minting); <-release }) // the first mint hangs
+			}
+			return http.DefaultTransport.RoundTrip(req)
+		})
+		app, err := ghapp.New(ghapp.Config{AppID: fake.App().ID, PrivateKey: string(fake.App().PrivateKeyPEM), APIURL: fake.URL()},
+			ghapp.Options{Transport: rt, Now: fake.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, _ := app.Installation(inst.ID)
+		first := make(chan error, 1)
+		go func() { _, _, err := c.Repositories.Get(context.Background(), "acme", "widgets"); first <- err }()
+		<-minting
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		second := make(chan error, 1)
+		go func() { _, _, err := c.Repositories.Get(ctx, "acme", "widgets"); second <- err }()
+		select {
+		case err := <-second:
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("second request: %v, want its deadline", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Error("the second request outlived its deadline waiting for the first one's token mint")
+		}
+		close(release)
+		if err := <-first; err != nil {
+			t.Fatalf("first request: %v", err)
+		}
+		if n := fake.Stats(inst.ID).TokensMinted; n != 1 {
+			t.Fatalf("minted %d", n)
+		}
+	})
 	t.Run("invalid installation id", func(t *testing.T) {
 		t.Parallel()
 		e := setup(t, githubfake.Options{}, ghapp.Config{})

@@ -59,28 +59,50 @@ func (s *reusedJWT) Sign(jwt.Claims) (string, error) {
 // tokenSource holds one installation's token: minted on first use, reused, replaced
 // RefreshBefore ahead of its expiry or when GitHub rejects it.
 type tokenSource struct {
-	app *App
-	id  int64
+	app  *App
+	id   int64
+	mint chan struct{} // held while a token is minted: one mint at a time; waiters give up with their context
 
 	mu      sync.Mutex
 	token   string
 	expires time.Time
 }
 
+func newTokenSource(app *App, id int64) *tokenSource {
+	return &tokenSource{app: app, id: id, mint: make(chan struct{}, 1)}
+}
+
 // Token returns a valid token, minting one when there is none or it is about to expire.
-// fresh reports whether it was minted by this call.
+// fresh reports whether it was minted by this call. A call that waits for another's mint
+// gives up when its ctx ends.
 func (s *tokenSource) Token(ctx context.Context) (token string, fresh bool, err error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.token != "" && s.app.opts.Now().Before(s.expires.Add(-s.app.opts.RefreshBefore)) {
-		return s.token, false, nil
+	if token, ok := s.cached(); ok {
+		return token, false, nil
+	}
+	select {
+	case s.mint <- struct{}{}:
+	case <-ctx.Done():
+		return "", false, fmt.Errorf("installation %d: waiting for its token: %w", s.id, ctx.Err())
+	}
+	defer func() { <-s.mint }()
+	if token, ok := s.cached(); ok { // minted by the call this one waited for
+		return token, false, nil
 	}
 	tok, _, err := s.app.app.Apps.CreateInstallationToken(ctx, s.id, nil)
 	if err != nil {
 		return "", false, fmt.Errorf("installation %d: mint token: %w", s.id, err)
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.token, s.expires = tok.GetToken(), tok.GetExpiresAt().Time
 	return s.token, true, nil
+}
+
+// cached returns the current token while it is not within RefreshBefore of its expiry.
+func (s *tokenSource) cached() (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.token, s.token != "" && s.app.opts.Now().Before(s.expires.Add(-s.app.opts.RefreshBefore))
 }
 
 // invalidate forgets token if it is still the current one.
