@@ -2,6 +2,7 @@ package sweep
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -292,6 +293,49 @@ func TestSweep(t *testing.T) {
 		}
 	})
 
+	t.Run("with the whole budget shared, nothing left still skips the pass", func(t *testing.T) {
+		t.Parallel()
+		e := setup(t, Config{RateLimitShare: 1})
+		reset := e.fake.Now().Add(time.Hour)
+		e.fake.SetRateLimit(e.inst.ID, 0, reset)
+		e.svc.ObserveResponse(e.inst.ID, &http.Response{StatusCode: http.StatusOK, Header: http.Header{
+			"X-Ratelimit-Limit": {"5000"}, "X-Ratelimit-Remaining": {"0"}, "X-Ratelimit-Reset": {strconv.FormatInt(reset.Unix(), 10)},
+		}})
+		before := e.fake.Stats(e.inst.ID)
+		if rep, err := e.svc.sweepOnce(e.ctx, e.api); err != nil || rep.Outcome != OutcomeRateLimited {
+			t.Fatalf("pass with 0/5000 left and rate_limit_share 1: %+v %v", rep, err)
+		}
+		if after := e.fake.Stats(e.inst.ID); after != before {
+			t.Fatalf("a skipped pass made requests: %+v -> %+v", before, after)
+		}
+	})
+
+	t.Run("only the installation's core budget counts", func(t *testing.T) {
+		t.Parallel()
+		e := setup(t, Config{RateLimitShare: 0.5})
+		for _, tc := range []struct {
+			name   string
+			status int
+			header map[string]string
+		}{
+			// Event handling searched: the search budget (30 a minute) is nearly spent.
+			{"search budget", http.StatusOK, map[string]string{"X-RateLimit-Limit": "30", "X-RateLimit-Remaining": "1", "X-RateLimit-Resource": "search"}},
+			{"graphql budget", http.StatusOK, map[string]string{"X-RateLimit-Limit": "5000", "X-RateLimit-Remaining": "0", "X-RateLimit-Resource": "graphql"}},
+			// A revoked token's 401 carries the unauthenticated budget of the caller's IP.
+			{"401", http.StatusUnauthorized, map[string]string{"X-RateLimit-Limit": "60", "X-RateLimit-Remaining": "0"}},
+		} {
+			h := http.Header{"X-Ratelimit-Reset": {strconv.FormatInt(e.fake.Now().Add(time.Hour).Unix(), 10)}}
+			for k, v := range tc.header {
+				h.Set(k, v)
+			}
+			e.svc.ObserveResponse(e.inst.ID, &http.Response{StatusCode: tc.status, Header: h})
+			if rep := e.sweep(e.svc, e.api); rep.Outcome == OutcomeRateLimited {
+				t.Fatalf("after a response with the %s: %+v", tc.name, rep)
+			}
+			e.fake.Advance(e.svc.cfg.MaxInterval)
+		}
+	})
+
 	t.Run("what other replicas saw of the rate limit counts too", func(t *testing.T) {
 		t.Parallel()
 		var shared atomic.Pointer[[3]int64] // limit, remaining, reset (unix)
@@ -347,12 +391,15 @@ func TestSweep(t *testing.T) {
 		for round := range 3 {
 			before := e.fake.Stats(e.inst.ID)
 			var wg sync.WaitGroup
-			reps := make([]SweepReport, 2)
+			reps, errs := make([]SweepReport, 2), make([]error, 2)
 			for i, s := range []*Service{e.svc, other} {
 				wg.Add(1)
-				go func() { defer wg.Done(); reps[i] = e.sweep(s, e.api) }()
+				go func() { defer wg.Done(); reps[i], errs[i] = s.sweepOnce(e.ctx, e.api) }()
 			}
 			wg.Wait()
+			if err := errors.Join(errs...); err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
 			after := e.fake.Stats(e.inst.ID)
 			swept := 0
 			for _, r := range reps {

@@ -185,9 +185,14 @@ type rate struct {
 // ObserveResponse records an installation's rate limit from a GitHub response (its
 // X-RateLimit-* headers); the sweep feeds its own responses here. Wire it into
 // ghapp.Options.OnResponse so that event handling's calls count too, and sweeps yield to it.
-// installationID 0 (the app's JWT calls) is ignored.
+// installationID 0 (the app's JWT calls) is ignored, and so are the budgets that are not the
+// installation's core one: a 401's headers (the unauthenticated, per-IP budget) and those of
+// other resources (X-RateLimit-Resource search, graphql, ...).
 func (s *Service) ObserveResponse(installationID int64, resp *http.Response) {
-	if installationID == 0 || resp == nil {
+	if installationID == 0 || resp == nil || resp.StatusCode == http.StatusUnauthorized {
+		return
+	}
+	if res := resp.Header.Get("X-RateLimit-Resource"); res != "" && res != "core" {
 		return
 	}
 	limit, err1 := strconv.Atoi(resp.Header.Get("X-RateLimit-Limit"))
@@ -203,7 +208,8 @@ func (s *Service) ObserveResponse(installationID int64, resp *http.Response) {
 }
 
 // rateLow reports whether sweeps must leave installation id's remaining budget to event
-// handling: less than (1-share) of the limit remains and the window has not reset.
+// handling: less than (1-share) of the limit remains, or nothing (share 1), and the window has
+// not reset.
 //
 // What this process observed and what the replicas share (Options.SharedRate) are combined:
 // within the current window the lower remaining count is the later observation.
@@ -223,7 +229,7 @@ func (s *Service) rateLow(id int64) (rate, bool) {
 	if !ok {
 		return r, false
 	}
-	return r, float64(r.Remaining) < (1-s.cfg.RateLimitShare)*float64(r.Limit)
+	return r, r.Remaining <= 0 || float64(r.Remaining) < (1-s.cfg.RateLimitShare)*float64(r.Limit)
 }
 
 // ---- leases ----
