@@ -20,8 +20,9 @@ import (
 // ListInstallations lists the app's installations and their repositories: the planner's input.
 // Suspended installations are listed (the planner leaves them out with a reason) without their
 // repositories, which GitHub does not let the app read. An installation suspended between the
-// two calls is listed as suspended. Errors keep their class (wrapped with %w); a 401 or 404 on
-// the app's own calls says which setting to check.
+// two calls is listed as suspended; one removed between them (404) is left out, rather than
+// failing the listing of every other installation. Errors keep their class (wrapped with %w);
+// a 401 or 404 on the app's own calls says which setting to check.
 func ListInstallations(ctx context.Context, gh GitHub) ([]planner.Installation, error) {
 	var out []planner.Installation
 	opts := &github.ListOptions{PerPage: 100}
@@ -41,6 +42,8 @@ func ListInstallations(ctx context.Context, gh GitHub) ([]planner.Installation, 
 				switch {
 				case err != nil && isSuspended(err):
 					pi.Suspended = true
+				case err != nil && isNotFound(err):
+					continue // uninstalled since GitHub listed it
 				case err != nil:
 					return nil, err
 				default:
@@ -77,6 +80,11 @@ func installationRepos(ctx context.Context, gh GitHub, id int64) ([]planner.Repo
 		}
 		opts.Page = resp.NextPage
 	}
+}
+
+func isNotFound(err error) bool {
+	var er *github.ErrorResponse
+	return errors.As(err, &er) && er.Response != nil && er.Response.StatusCode == http.StatusNotFound
 }
 
 func isSuspended(err error) bool {
@@ -157,6 +165,9 @@ func (s *Service) RunInstallations(ctx context.Context) error {
 		case <-tick.C:
 		case e, ok := <-w.Updates():
 			if !ok {
+				if ctx.Err() != nil { // the watch closes with the context: shutting down
+					return nil
+				}
 				return fmt.Errorf("watch %s ended", keySignalInstalls)
 			}
 			if e == nil {

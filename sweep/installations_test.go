@@ -3,11 +3,14 @@ package sweep
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hookd/hookd/internal/event"
+	"github.com/hookd/hookd/internal/githubfake"
 	"github.com/hookd/hookd/planner"
 	"github.com/hookd/hookd/processor"
 )
@@ -149,6 +152,21 @@ func TestListInstallations(t *testing.T) {
 	ts, _, err := planner.SelectTenants(list, planner.Selection{})
 	if err != nil || len(ts.Repositories) != 2 {
 		t.Fatalf("SelectTenants: %+v %v", ts, err)
+	}
+	// An installation removed between the two calls (its token mint answers 404) is left out
+	// instead of failing the whole listing.
+	gone, err := e.fake.AddInstallation("gone", "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.fake.InjectFault(githubfake.Fault{Method: http.MethodPost, Path: fmt.Sprintf("/app/installations/%d/access_tokens", gone.ID), Status: http.StatusNotFound})
+	if list, err := ListInstallations(e.ctx, e.app); err != nil || accounts(list) != "acme(api,web)" {
+		t.Fatalf("with an installation gone: %q %v", accounts(list), err)
+	}
+	// Other errors still fail it.
+	e.fake.InjectFault(githubfake.ServerError(fmt.Sprintf("/app/installations/%d/access_tokens", gone.ID), 1, http.StatusBadGateway))
+	if _, err := ListInstallations(e.ctx, e.app); err == nil {
+		t.Fatal("a 502 on an installation's token mint did not fail the listing")
 	}
 }
 
