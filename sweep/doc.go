@@ -13,7 +13,9 @@
 //     subscribed event that is older than redelivery_min_age, within redelivery_window, and
 //     not in the events stream — whatever status GitHub recorded. A redelivery carries the same
 //     X-GitHub-Delivery, so ingest stores it once. At most max_redeliveries per delivery
-//     (bookkeeping keys with a TTL), redeliveries_per_pass per pass, one replica at a time.
+//     (bookkeeping keys with a TTL), redeliveries_per_pass per pass, one replica at a time. A
+//     delivery GitHub refuses to redeliver (400, 404, 410, 422: gone from its log) is passed
+//     over; rate limits and server errors end the pass, to be tried again.
 //   - worker:sweep:<owner>/<name> lists a repository's issues and pull requests updated since
 //     its cursor with a conditional request (an unchanged repository answers 304, which costs
 //     no rate limit), compares each with the processor's ItemState in hookd_state, and stores a

@@ -29,6 +29,7 @@ const (
 	modeDrop             // answer 202 and lose it (hookd crashed after answering, say)
 	modeFail             // answer 503
 	modeStoreFail        // store it, then answer 503 (GitHub logs a failure hookd does not have)
+	modeHold             // signal held, wait for release to be closed, then store it (a slow delivery)
 )
 
 // env is one test's world: a fake GitHub with one installation (acme: api, web), a real
@@ -44,11 +45,13 @@ type env struct {
 	api    event.Tenant // acme/api
 	mode   atomic.Int32
 	waits  atomic.Int32
+
+	held, release chan struct{} // modeHold
 }
 
 func setup(t testing.TB, cfg Config, mods ...func(*Options)) *env {
 	t.Helper()
-	e := &env{t: t, ctx: context.Background()}
+	e := &env{t: t, ctx: context.Background(), held: make(chan struct{}), release: make(chan struct{})}
 	e.broker = brokertest.New(t)
 	recv := httptest.NewServer(http.HandlerFunc(e.receive))
 	t.Cleanup(recv.Close)
@@ -86,6 +89,10 @@ func (e *env) newService(cfg Config, mods ...func(*Options)) *Service {
 	return s
 }
 
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
 func tenantOf(in githubfake.Installation, name string) event.Tenant {
 	for _, r := range in.Repos {
 		if r.Name == name {
@@ -108,8 +115,12 @@ func (e *env) receive(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	status := http.StatusAccepted
-	if e.mode.Load() == modeStoreFail {
+	switch e.mode.Load() {
+	case modeStoreFail:
 		status = http.StatusServiceUnavailable
+	case modeHold:
+		e.held <- struct{}{}
+		<-e.release
 	}
 	m := event.Meta{Event: r.Header.Get("X-GitHub-Event"), Delivery: r.Header.Get("X-GitHub-Delivery"), SecretIndex: 0,
 		ReceivedAt: time.Now(), Source: event.SourceWebhook}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"strconv"
 	"time"
@@ -52,6 +53,7 @@ type RedeliverReport struct {
 	Stored       int    // deliveries (GUIDs) found in the events stream
 	Unsubscribed int    // deliveries of events no rule or handler subscribes to
 	Requested    int    // redeliveries requested
+	Refused      int    // redeliveries GitHub refused for the delivery itself (gone, not redeliverable): passed over
 	Pending      int    // a redelivery was requested less than redelivery_min_age ago
 	Exhausted    int    // max_redeliveries reached
 	Capped       bool   // redeliveries_per_pass reached; the rest waits for the next pass
@@ -103,7 +105,9 @@ func (s *Service) redeliverPass(ctx context.Context, st *RedeliverState, rep *Re
 	cl := s.gh.Client()
 	oldest, settled := now.Add(-s.cfg.RedeliveryWindow), now.Add(-s.cfg.RedeliveryMinAge)
 	var cands []*github.HookDelivery
+	var young int64 // the lowest id of a young delivery
 	opts := &github.ListCursorOptions{PerPage: 100}
+	cursors := map[string]bool{}
 list:
 	for {
 		page, resp, err := cl.Apps.ListHookDeliveries(ctx, opts)
@@ -118,6 +122,9 @@ list:
 			rep.Listed++
 			if at.After(settled) {
 				rep.Young++
+				if young == 0 || d.GetID() < young {
+					young = d.GetID()
+				}
 				continue
 			}
 			cands = append(cands, d)
@@ -125,15 +132,26 @@ list:
 		if resp.Cursor == "" || len(page) == 0 {
 			break
 		}
+		if cursors[resp.Cursor] {
+			return fmt.Errorf("list the app's webhook deliveries: the delivery log's pagination came back to cursor %q; ending the pass rather than reading the same pages for ever (the next pass reads the log again)", resp.Cursor)
+		}
+		cursors[resp.Cursor] = true
 		opts.Cursor = resp.Cursor
 	}
 	// Oldest first, so that the mark only passes deliveries that were dealt with.
 	slices.SortFunc(cands, func(a, b *github.HookDelivery) int { return cmp.Compare(a.GetID(), b.GetID()) })
+	// A delivery's id is given when its attempt ends and its delivered_at when it starts (up to the
+	// webhook timeout earlier), so a young delivery can have a lower id than a settled one. The
+	// mark must stay below it, or it would never be read again: later ones wait for a next pass.
+	if young != 0 {
+		cands = slices.DeleteFunc(cands, func(d *github.HookDelivery) bool { return d.GetID() > young })
+	}
 	stream, err := s.js.Stream(ctx, broker.StreamEvents)
 	if err != nil {
 		return fmt.Errorf("events stream: %w", err)
 	}
 	done := map[string]bool{}
+	refusedInRow := 0
 	for _, d := range cands {
 		guid := d.GetGUID()
 		if done[guid] || !event.ValidDeliveryID(guid) {
@@ -170,19 +188,34 @@ list:
 			s.log.Warn().Str("task", "worker:redeliver").Str("delivery", guid).Str("event", d.GetEvent()).
 				Int("redeliveries", n).Msg("delivery still missing after sweep.max_redeliveries redeliveries; giving up on it (check ingest's logs and GitHub's delivery log)")
 		default:
-			if rep.Requested >= s.cfg.RedeliveriesPerPass {
+			if rep.Requested+rep.Refused >= s.cfg.RedeliveriesPerPass {
 				rep.Capped = true
 				return nil // the mark stays before this delivery
 			}
-			if rep.Requested > 0 {
+			if rep.Requested+rep.Refused > 0 {
 				if err := s.opts.Wait(ctx, s.cfg.RedeliverySpacing); err != nil {
 					return err
 				}
 			}
-			if err := s.requestRedelivery(ctx, cl, d, n+1, now); err != nil {
+			switch err := s.requestRedelivery(ctx, cl, d, n+1, now); {
+			case refused(err) && refusedInRow+1 >= maxRefusedInRow:
+				// GitHub answers 422 both for a delivery it will not redeliver and for an endpoint
+				// it considers spammed. Refusing every one in a row is the latter: stop, and leave
+				// the mark before this delivery for a later pass.
+				return fmt.Errorf("GitHub refused %d redeliveries in a row, the last with: %w; it may be throttling this app's redeliveries, so the pass ends here and the next one tries again", maxRefusedInRow, err)
+			case refused(err):
+				// About this delivery only: holding the mark before it would hold every later
+				// redelivery until it leaves the window.
+				refusedInRow++
+				rep.Refused++
+				s.log.Warn().Err(err).Str("task", "worker:redeliver").Str("delivery", guid).Str("event", d.GetEvent()).
+					Msg("GitHub refused to redeliver the delivery; passing over it")
+			case err != nil:
 				return err
+			default:
+				refusedInRow = 0
+				rep.Requested++
 			}
-			rep.Requested++
 		}
 		done[guid] = true
 		st.Mark = d.GetID()
@@ -219,6 +252,24 @@ func (s *Service) requestRedelivery(ctx context.Context, cl *github.Client, d *g
 	s.log.Info().Str("task", "worker:redeliver").Str("delivery", rec.GUID).Str("event", rec.Event).
 		Str("github_status", rec.Status).Int("attempt", n).Msg("redelivery requested")
 	return nil
+}
+
+// maxRefusedInRow refusals in a row end a redelivery pass: see refused.
+const maxRefusedInRow = 3
+
+// refused reports whether GitHub answered a redelivery request with a refusal about the delivery
+// itself (400, 404, 410, 422: gone from the log, or not redeliverable), as opposed to a rate
+// limit, a server or network error, or a credentials problem, which end the pass.
+func refused(err error) bool {
+	var er *github.ErrorResponse
+	if !errors.As(err, &er) || er.Response == nil {
+		return false
+	}
+	switch er.Response.StatusCode {
+	case http.StatusBadRequest, http.StatusNotFound, http.StatusGone, http.StatusUnprocessableEntity:
+		return true
+	}
+	return false
 }
 
 // redeliveries counts the redeliveries recorded for guid and returns when the last was requested.

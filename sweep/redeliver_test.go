@@ -1,9 +1,16 @@
 package sweep
 
 import (
+	"context"
+	"fmt"
+	"math"
+	"net/http"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/hookd/hookd/internal/ghapp"
 	"github.com/hookd/hookd/internal/githubfake"
 )
 
@@ -182,6 +189,139 @@ func TestRedeliver(t *testing.T) {
 		}
 		if n := len(e.stored()); n != 4 {
 			t.Fatalf("%d stored, want 4 (installation.created and 3 issues)", n)
+		}
+	})
+
+	t.Run("a young delivery numbered below a settled one is not passed over", func(t *testing.T) {
+		t.Parallel()
+		e := setup(t, Config{})
+		// GitHub numbers a delivery when its attempt ends and dates it when it starts: a slow
+		// delivery gets a higher id than a quick one that started minutes later.
+		e.mode.Store(modeHold)
+		opened := make(chan error, 1)
+		go func() { _, err := e.fake.OpenIssue("acme/api", "alice", "slow", ""); opened <- err }()
+		<-e.held
+		e.mode.Store(modeStore)
+		e.fake.Advance(settle)
+		e.fake.SetWebhookOutage(true)
+		if _, err := e.fake.OpenIssue("acme/api", "alice", "lost", ""); err != nil {
+			t.Fatal(err)
+		}
+		lost := e.lastGUID()
+		e.fake.SetWebhookOutage(false)
+		close(e.release)
+		if err := <-opened; err != nil {
+			t.Fatal(err)
+		}
+		ds := e.fake.Deliveries()
+		if slow := ds[len(ds)-1]; slow.GUID == lost || !slow.OK() || slow.ID < ds[len(ds)-2].ID {
+			t.Fatalf("setup: want the slow delivery logged last, with the highest id: %+v", ds)
+		}
+		// The slow delivery is settled, the lost one (numbered below it) is young.
+		if rep := e.redeliver(e.svc); rep.Young != 1 || rep.Requested != 0 {
+			t.Fatalf("first pass: %+v", rep)
+		}
+		e.fake.Advance(settle)
+		if rep := e.redeliver(e.svc); rep.Requested != 1 || !e.storedGUID(lost) {
+			t.Fatalf("second pass: %+v, lost delivery stored %v", rep, e.storedGUID(lost))
+		}
+	})
+
+	t.Run("a delivery GitHub refuses to redeliver is passed over", func(t *testing.T) {
+		t.Parallel()
+		e := setup(t, Config{})
+		e.fake.SetWebhookOutage(true)
+		var guids []string
+		for range 2 {
+			if _, err := e.fake.OpenIssue("acme/api", "alice", "bug", ""); err != nil {
+				t.Fatal(err)
+			}
+			guids = append(guids, e.lastGUID())
+		}
+		e.fake.SetWebhookOutage(false)
+		e.fake.Advance(settle)
+		// The first (oldest) one is refused, as GitHub refuses a delivery gone from its log.
+		e.fake.InjectFault(githubfake.Fault{Method: http.MethodPost, Path: "/app/hook/deliveries/*/attempts", Status: http.StatusUnprocessableEntity})
+		rep, err := e.svc.redeliverOnce(e.ctx)
+		if err != nil || rep.Refused != 1 || rep.Requested != 1 || e.storedGUID(guids[0]) || !e.storedGUID(guids[1]) {
+			t.Fatalf("pass: %+v %v; stored %v %v", rep, err, e.storedGUID(guids[0]), e.storedGUID(guids[1]))
+		}
+		e.fake.Advance(settle)
+		if rep := e.redeliver(e.svc); rep.Requested != 0 || rep.Refused != 0 {
+			t.Fatalf("second pass: %+v", rep)
+		}
+		// Rate limits and server errors still end the pass, to be tried again.
+		e.fake.SetWebhookOutage(true)
+		if _, err := e.fake.OpenIssue("acme/api", "alice", "bug", ""); err != nil {
+			t.Fatal(err)
+		}
+		e.fake.SetWebhookOutage(false)
+		e.fake.Advance(settle)
+		e.fake.InjectFault(githubfake.ServerError("/app/hook/deliveries/*/attempts", 1, http.StatusBadGateway))
+		if rep, err := e.svc.redeliverOnce(e.ctx); err == nil || rep.Refused != 0 {
+			t.Fatalf("pass with a 502: %+v %v", rep, err)
+		}
+		if rep := e.redeliver(e.svc); rep.Requested != 1 || !e.storedGUID(e.lastGUID()) {
+			t.Fatalf("pass after the 502: %+v", rep)
+		}
+	})
+
+	t.Run("refusals in a row end the pass", func(t *testing.T) {
+		t.Parallel()
+		e := setup(t, Config{})
+		e.fake.SetWebhookOutage(true)
+		var guids []string
+		for range maxRefusedInRow + 1 {
+			if _, err := e.fake.OpenIssue("acme/api", "alice", "bug", ""); err != nil {
+				t.Fatal(err)
+			}
+			guids = append(guids, e.lastGUID())
+		}
+		e.fake.SetWebhookOutage(false)
+		e.fake.Advance(settle)
+		// An endpoint GitHub considers spammed answers 422 to every redelivery.
+		e.fake.InjectFault(githubfake.Fault{Method: http.MethodPost, Path: "/app/hook/deliveries/*/attempts", Status: http.StatusUnprocessableEntity, Times: maxRefusedInRow})
+		rep, err := e.svc.redeliverOnce(e.ctx)
+		if err == nil || !strings.Contains(err.Error(), "in a row") || rep.Refused != maxRefusedInRow-1 || rep.Requested != 0 {
+			t.Fatalf("pass: %+v %v, want an error after %d refusals", rep, err, maxRefusedInRow)
+		}
+		// The mark stayed before the last refused delivery: the next pass redelivers it and the rest.
+		e.fake.Advance(settle)
+		if rep := e.redeliver(e.svc); rep.Requested != 2 || !e.storedGUID(guids[maxRefusedInRow-1]) || !e.storedGUID(guids[maxRefusedInRow]) {
+			t.Fatalf("next pass: %+v", rep)
+		}
+		for _, g := range guids[:maxRefusedInRow-1] {
+			if e.storedGUID(g) {
+				t.Fatalf("%s was redelivered, but it was refused and passed over", g)
+			}
+		}
+	})
+
+	t.Run("a delivery log whose pagination loops ends the pass", func(t *testing.T) {
+		t.Parallel()
+		e := setup(t, Config{})
+		var lists atomic.Int32
+		loop := roundTripFunc(func(req *http.Request) (*http.Response, error) {
+			resp, err := http.DefaultTransport.RoundTrip(req)
+			if err == nil && req.Method == http.MethodGet && strings.HasSuffix(req.URL.Path, "/app/hook/deliveries") {
+				lists.Add(1)
+				// Every page points at the same next cursor, which answers the whole log again.
+				resp.Header.Set("Link", fmt.Sprintf(`<%sapp/hook/deliveries?per_page=100&cursor=v1_%d>; rel="next"`, e.fake.URL(), int64(math.MaxInt64)))
+			}
+			return resp, err
+		})
+		a := e.fake.App()
+		app, err := ghapp.New(ghapp.Config{AppID: a.ID, PrivateKey: string(a.PrivateKeyPEM), APIURL: e.fake.URL()},
+			ghapp.Options{Now: e.fake.Now, Transport: loop})
+		if err != nil {
+			t.Fatal(err)
+		}
+		svc := e.newService(Config{}, func(o *Options) { o.GitHub = app })
+		e.fake.Advance(settle)
+		ctx, cancel := context.WithTimeout(e.ctx, 5*time.Second)
+		defer cancel()
+		if _, err := svc.redeliverOnce(ctx); err == nil || ctx.Err() != nil || lists.Load() != 2 {
+			t.Fatalf("pass: %v after %d listings, want an error after 2", err, lists.Load())
 		}
 	})
 
