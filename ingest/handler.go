@@ -136,9 +136,12 @@ func (h *webhook) handle(w http.ResponseWriter, r *http.Request, start time.Time
 	ctx, cancel := context.WithDeadline(r.Context(), start.Add(h.cfg.HandlerTimeout))
 	defer cancel()
 
-	// The server's ReadTimeout already bounds the body; setting the deadline here makes the
-	// handler safe on any server (httptest included).
-	_ = http.NewResponseController(w).SetReadDeadline(start.Add(h.cfg.ReadTimeout))
+	// Serve's http.Server bounds the whole request by ReadTimeout from its first byte; a deadline
+	// set here would count from now, after the headers, and extend it. On any other server
+	// (httptest included) the handler sets the deadline itself.
+	if r.Context().Value(servedKey{}) == nil {
+		_ = http.NewResponseController(w).SetReadDeadline(start.Add(h.cfg.ReadTimeout))
+	}
 	bp := h.getBuf(r.ContentLength)
 	body, err := readBody(http.MaxBytesReader(w, r.Body, limit), *bp)
 	*bp = body
@@ -247,8 +250,10 @@ func (h *webhook) getBuf(contentLength int64) *[]byte {
 		b := make([]byte, 0, 32<<10)
 		bp = &b
 	}
-	// One allocation of the announced size (+1 to see EOF) instead of growing step by step.
-	if want := int(contentLength) + 1; contentLength > 0 && cap(*bp) < want {
+	// One allocation of the announced size (+1 to see EOF) instead of growing step by step, up to
+	// maxPooledBuf: the size is the client's claim, made before any byte of the body arrived or its
+	// signature was checked, so a larger body grows as its bytes arrive.
+	if want := int(min(contentLength+1, maxPooledBuf)); contentLength > 0 && cap(*bp) < want {
 		b := make([]byte, 0, want)
 		bp = &b
 	}

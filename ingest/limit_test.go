@@ -1,10 +1,13 @@
 package ingest_test
 
 import (
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/hookd/hookd/ingest"
 	"github.com/hookd/hookd/internal/broker/brokertest"
@@ -52,5 +55,32 @@ func TestBodyLimitReadsNoFurther(t *testing.T) {
 				t.Fatalf("read %d bytes of the body, want at most %d", body.n, tc.maxRead)
 			}
 		})
+	}
+}
+
+// TestAnnouncedLengthNotAllocated: Content-Length is the client's claim, made before any byte of
+// the body arrived or its signature was checked. A client that announces the largest body and
+// then sends nothing (or hangs up) must not make the handler allocate that much up front.
+func TestAnnouncedLengthNotAllocated(t *testing.T) {
+	env := brokertest.New(t)
+	srv, err := ingest.New(ingest.Config{}, ingest.Deps{JetStream: env.JS, Secrets: []string{secretOld}, Webhook: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest(http.MethodPost, "/webhook", iotest.ErrReader(io.ErrUnexpectedEOF))
+	r.ContentLength = ingest.DefaultMaxBodyBytes
+	r.Header.Set(ingest.HeaderEvent, "issues")
+	r.Header.Set(ingest.HeaderDelivery, newID("claim"))
+	r.Header.Set(ingest.HeaderSignature256, "sha256="+strings.Repeat("a", 64))
+	w := httptest.NewRecorder()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	srv.Handler().ServeHTTP(w, r)
+	runtime.ReadMemStats(&after)
+	if w.Code != http.StatusBadRequest {
+		t.Fatalf("%d %s, want 400 for a body cut short", w.Code, w.Body)
+	}
+	if got := after.TotalAlloc - before.TotalAlloc; got > ingest.DefaultMaxBodyBytes/4 {
+		t.Fatalf("handling a request that announced %d bytes and sent none allocated %d bytes", r.ContentLength, got)
 	}
 }
