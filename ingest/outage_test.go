@@ -220,6 +220,44 @@ func TestSlowClient(t *testing.T) {
 	})
 }
 
+// TestReadTimeoutFromFirstByte: ingest.read_timeout bounds the whole request from its first byte,
+// so the time a client spends on its headers counts against it too.
+func TestReadTimeoutFromFirstByte(t *testing.T) {
+	// Margins of a second on either side of the answer's time, for a loaded machine: with the
+	// headers' time counted again the 408 would come 1.5 s later.
+	const readTimeout = 2 * time.Second
+	f := setup(t, nil, func(c *ingest.Config, _ *ingest.Deps) {
+		c.ReadHeaderTimeout = 2 * time.Second
+		c.ReadTimeout = readTimeout
+		c.PublishTimeout = 500 * time.Millisecond
+		c.HandlerTimeout = 4 * time.Second
+	})
+	c, err := net.Dial("tcp", strings.TrimPrefix(f.base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	t0 := time.Now()
+	if _, err := io.WriteString(c, "POST /webhook HTTP/1.1\r\nHost: x\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond) // the slow client: headers take most of read_header_timeout
+	_, err = io.WriteString(c, "X-GitHub-Event: issues\r\nX-GitHub-Delivery: slow-headers\r\n"+
+		"X-Hub-Signature-256: sha256="+strings.Repeat("0", 64)+"\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n{\"action\":")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("no answer: %v", err)
+	}
+	resp.Body.Close()
+	if took := time.Since(t0); resp.StatusCode != http.StatusRequestTimeout || took > readTimeout+time.Second {
+		t.Fatalf("answer %d %s after the first byte, want 408 at about the %s read timeout", resp.StatusCode, took, readTimeout)
+	}
+}
+
 func gauge(t testing.TB, g prometheus.Gatherer, name string) float64 {
 	t.Helper()
 	mfs, err := g.Gather()

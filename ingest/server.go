@@ -46,6 +46,10 @@ type Deps struct {
 // readyBudget bounds /readyz: it must answer fast even when a check hangs.
 const readyBudget = 500 * time.Millisecond
 
+// servedKey marks the context of requests served by Serve, whose http.Server enforces
+// Config.ReadTimeout.
+type servedKey struct{}
+
 // Server is hookd's HTTP server: the webhook route, health, readiness and metrics.
 type Server struct {
 	cfg    Config
@@ -155,7 +159,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		WriteTimeout:      s.cfg.HandlerTimeout + time.Second,
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    64 << 10,
-		BaseContext:       func(net.Listener) context.Context { return base },
+		BaseContext:       func(net.Listener) context.Context { return context.WithValue(base, servedKey{}, true) },
 		ErrorLog:          stdlog.New(s.log.With().Str("source", "net/http").Logger(), "", 0),
 	}
 	s.log.Info().Str("addr", ln.Addr().String()).Bool("webhook", s.deps.Webhook).
