@@ -105,12 +105,13 @@ func optionalID(h http.Header, key, name string) (int64, error) {
 }
 
 // signatureHeader returns the X-Hub-Signature-256 value, or an error wrapping ErrSignature when it
-// is absent (saying so when only the legacy SHA-1 header came) or not sha256=<64 hex digits>.
-// It lets a delivery be refused before its body is read; VerifySignature does the real check.
+// is absent (saying so when only the legacy SHA-1 header came), sent more than once or not
+// sha256=<64 hex digits>. It lets a delivery be refused before its body is read; VerifySignature
+// does the real check.
 func signatureHeader(h http.Header) (string, error) {
 	sig, ok := single(h, keySig256)
 	if !ok {
-		return "", errSigMalformed
+		return "", errSigRepeated
 	}
 	if sig == "" {
 		if len(h[keySigSHA1]) > 0 {

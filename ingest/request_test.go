@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/hookd/hookd/internal/event"
@@ -91,5 +92,35 @@ func TestIsForm(t *testing.T) {
 		if isForm(ct) != want {
 			t.Errorf("isForm(%q) != %v", ct, want)
 		}
+	}
+}
+
+// TestSignatureHeader: every refusal is a 401 whose message says what is wrong with the header.
+func TestSignatureHeader(t *testing.T) {
+	good := signaturePrefix + strings.Repeat("0a", 32)
+	for _, tc := range []struct {
+		name string
+		h    http.Header
+		want string // substring of the 401 message; "" for accepted
+	}{
+		{"one", http.Header{keySig256: {good}}, ""},
+		{"missing", http.Header{}, "missing " + HeaderSignature256},
+		{"only sha1", http.Header{keySigSHA1: {"sha1=" + strings.Repeat("0", 40)}}, "legacy"},
+		{"sent twice", http.Header{keySig256: {good, good}}, "sent more than once"},
+		{"two in one value", http.Header{keySig256: {good + "," + good}}, "is not sha256="},
+		{"sha1 prefix", http.Header{keySig256: {"sha1=" + strings.Repeat("0", 64)}}, "is not sha256="},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sig, err := signatureHeader(tc.h)
+			if tc.want == "" {
+				if err != nil || sig != good {
+					t.Fatalf("signatureHeader = %q, %v; want %q", sig, err, good)
+				}
+				return
+			}
+			if status, _, msg := errorResponse(err); status != http.StatusUnauthorized || !strings.Contains(msg, tc.want) {
+				t.Fatalf("answer %d %q, want 401 mentioning %q", status, msg, tc.want)
+			}
+		})
 	}
 }

@@ -20,6 +20,7 @@ var (
 	errSigMissing   = sigError("missing " + HeaderSignature256 + " header")
 	errSigOnlySHA1  = sigError("only the legacy " + HeaderSignatureSHA1 + " (SHA-1) header was sent; hookd needs " + HeaderSignature256)
 	errSigMalformed = sigError(HeaderSignature256 + " is not sha256=<64 hex digits>")
+	errSigRepeated  = sigError(HeaderSignature256 + " header sent more than once")
 	errSigMismatch  = sigError(HeaderSignature256 + " does not match the body with any configured webhook secret")
 	errSigNoSecret  = errors.New("no webhook secret to verify with")
 )
