@@ -312,6 +312,21 @@ func TestContract(t *testing.T) {
 				}
 			},
 		},
+		{
+			name:       "form with a charset and other fields stores the payload field",
+			d:          delivery{event: "issues", body: []byte("ref=x&" + string(form) + "&zen=a+b"), secret: secretOld, contentType: "application/x-www-form-urlencoded; charset=utf-8"},
+			wantStatus: http.StatusAccepted, wantBody: `{"delivery":"%s","stored":true}`, wantStored: true,
+			check: func(t *testing.T, _ *http.Response, msg *jetstream.RawStreamMsg) {
+				if !bytes.Equal(msg.Data, issues) {
+					t.Fatalf("stored body is not the decoded payload: %.80s", msg.Data)
+				}
+			},
+		},
+		{
+			name:       "JSON with a charset parameter",
+			d:          delivery{event: "issues", body: issues, secret: secretOld, contentType: "application/json; charset=utf-8"},
+			wantStatus: http.StatusAccepted, wantBody: `{"delivery":"%s","stored":true}`, wantStored: true,
+		},
 		{name: "missing signature", d: delivery{event: "issues", body: issues}, wantStatus: 401, wantBody: "missing X-Hub-Signature-256"},
 		{name: "only the sha1 signature", d: delivery{event: "issues", body: issues, sha1: "sha1=0123456789abcdef0123456789abcdef01234567"}, wantStatus: 401, wantBody: "legacy X-Hub-Signature"},
 		{name: "wrong secret", d: delivery{event: "issues", body: issues, secret: "not-configured"}, wantStatus: 401, wantBody: "does not match"},

@@ -161,7 +161,7 @@ func newApp(ctx context.Context, cfg *config.Config, log zerolog.Logger, o appOp
 		JetStream:  a.js,
 		Conn:       a.nc,
 		Secrets:    secrets,
-		Log:        log.With().Str("component", "ingest").Logger(),
+		Log:        log,
 		Registerer: a.reg,
 		Gatherer:   a.reg,
 		Ready:      ready,
