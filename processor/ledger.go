@@ -122,7 +122,11 @@ func (l *Ledger) Do(ctx context.Context, key string, fn func(ctx context.Context
 		return nil, err
 	}
 	done, _ := json.Marshal(effectRecord{State: stateDone, Attempt: l.attempt, At: time.Now().UTC(), Result: res})
-	if _, err := l.kv.Update(ctx, k, done, rev); err != nil {
+	// The effect happened: record it even if ctx ended meanwhile (the handler's timeout, or
+	// shutdown cancelling it), or the next attempt would do it again.
+	rctx, cancel := recordCtx(ctx)
+	defer cancel()
+	if _, err := l.kv.Update(rctx, k, done, rev); err != nil {
 		if isWrongSequence(err) {
 			l.log.Warn().Str("effect", key).Msg("effect was claimed concurrently by another runner (a failover with the old owner still alive); it may have happened twice")
 		}

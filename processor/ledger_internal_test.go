@@ -81,6 +81,25 @@ func TestLedger(t *testing.T) {
 			t.Fatalf("calls %d uncertain %v", r.calls, r.uncertain)
 		}
 	})
+	t.Run("an effect done as the context ends is still recorded", func(t *testing.T) {
+		t.Parallel()
+		// The handler's timeout or shutdown ends ctx just as the effect happened: the record
+		// must still be written, or the next attempt does the effect again.
+		var r run
+		cctx, cancel := context.WithCancel(ctx)
+		got, err := newLedger("d5", 1, true).Do(cctx, "post", func(context.Context) ([]byte, error) {
+			r.calls++
+			cancel()
+			return []byte("42"), nil
+		})
+		if err != nil || string(got) != "42" {
+			t.Fatalf("first: %q, %v", got, err)
+		}
+		got, err = newLedger("d5", 2, false).Do(ctx, "post", fn(&r, "43", nil))
+		if err != nil || string(got) != "42" || r.calls != 1 {
+			t.Fatalf("second: %q, %v, calls %d (the effect was repeated)", got, err, r.calls)
+		}
+	})
 	t.Run("keys that are not KV tokens are hashed", func(t *testing.T) {
 		t.Parallel()
 		for _, k := range []string{"a b", "x..y", ".x", "é", "labels.add.1.bug,triage", string(make([]byte, 200))} {
