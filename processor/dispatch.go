@@ -87,8 +87,8 @@ func (p *Processor) handle(ctx context.Context, it *item) result {
 	}
 
 	// A first delivery of a stored event cannot have anything in the ledger; a re-delivery or a
-	// replay may.
-	check := it.delivered > 1 || m.Source == event.SourceReplay
+	// replay (a replayed reconcile event keeps its source) may.
+	check := it.delivered > 1 || m.Source == event.SourceReplay || it.hdr.Get(HeaderReplayOf) != ""
 	var prior failureRecord
 	if check {
 		if e, err := p.effects.Get(ctx, failureKey(m.Delivery)); err == nil {
@@ -147,16 +147,22 @@ func (p *Processor) handle(ctx context.Context, it *item) result {
 	// follows at once; if that ack is lost, the handlers run again (at least once), and
 	// Ledger.Do keeps their effects single.
 	if len(failures) > 0 {
+		// Recorded even when shutdown cancelled the failed handlers: the replica that gets the
+		// event next must not run the ones that succeeded again.
+		rctx, cancel := recordCtx(ctx)
+		defer cancel()
 		done := []byte(time.Now().UTC().Format(time.RFC3339Nano))
 		for _, name := range succeeded {
-			if _, err := p.effects.Put(ctx, handlerDoneKey(m.Delivery, name), done); err != nil {
+			if _, err := p.effects.Put(rctx, handlerDoneKey(m.Delivery, name), done); err != nil {
 				log.Warn().Err(err).Str("handler", name).Msg("cannot record the handler's success; the retry runs it again")
 			}
 		}
 	}
 	if len(failures) == 0 {
 		if sh.item.Number != 0 {
-			if err := p.states.advance(ctx, it.tenant, sh.item, m); err != nil {
+			rctx, cancel := recordCtx(ctx)
+			defer cancel()
+			if err := p.states.advance(rctx, it.tenant, sh.item, m); err != nil {
 				log.Warn().Err(err).Msg("cannot record the issue's state for the staleness guard")
 			}
 		}
@@ -170,6 +176,12 @@ func (p *Processor) handle(ctx context.Context, it *item) result {
 		return result{kind: kindRelease}
 	}
 	return p.failed(ctx, it, log, prior, failures)
+}
+
+// recordCtx is ctx for writing down what already happened (a handler's success, the item's
+// state): shutdown cancelling ctx must not lose the record, or the work is done again.
+func recordCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 }
 
 type failure struct {

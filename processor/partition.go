@@ -495,8 +495,13 @@ func (pc *PartitionConsumer) work(ctx context.Context, t *tenantQ, it *item) {
 	pc.mu.Lock()
 	t.running = nil
 	pc.held--
-	if res.kind == kindRetry {
+	switch res.kind {
+	case kindRetry:
 		t.out[it.seq] = now.Add(res.delay + pc.grace())
+	case kindRelease:
+		// Interrupted by shutdown and handed back after the tenant's later events (release):
+		// keep its fence so that whoever receives the partition next runs it first.
+		t.out[it.seq] = now.Add(pc.grace())
 	}
 	pc.markReady(t, now)
 	pc.mu.Unlock()
