@@ -113,7 +113,8 @@ func ReplayDeliveryToken(delivery string, id uint64) string {
 
 // Replay puts dead letters back into processing, then removes them from the dead letters. The
 // replayed event goes to the end of its tenant's queue (it is handled after events stored since;
-// handlers that care use Event.Stale). Handlers that failed run again with a fresh attempt count.
+// handlers that care use Event.Stale), with Hookd-Source "replay" (a reconcile event keeps
+// "reconcile") and Hookd-Replay-Of. Handlers that failed run again with a fresh attempt count.
 // It stops at the first failure, returning how many were replayed.
 func (d *DLQ) Replay(ctx context.Context, ids ...uint64) (int, error) {
 	s, err := d.stream(ctx)
@@ -163,7 +164,12 @@ func (d *DLQ) replay(ctx context.Context, dl DeadLetter) error {
 			h[k] = v
 		}
 	}
-	h.Set(event.HeaderSource, event.SourceReplay)
+	// A replay is marked by HeaderReplayOf, and by its source, except a reconcile event's: it
+	// stays a reconcile event, which handlers and rules recognise by its source (and let
+	// through the bot filter, its sender being the app's bot).
+	if h.Get(event.HeaderSource) != event.SourceReconcile {
+		h.Set(event.HeaderSource, event.SourceReplay)
+	}
 	h.Set(HeaderReplayOf, strconv.FormatUint(dl.ID, 10))
 	subj := event.InPrefix + "." + m.Tenant().Key() + "." + m.Event + "." + token
 	_, err := broker.PublishOutcome(d.js.PublishMsg(ctx, &nats.Msg{Subject: subj, Header: h, Data: dl.Body}, jetstream.WithMsgID(token)))

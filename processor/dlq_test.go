@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
+	"github.com/hookd/hookd/internal/broker"
 	"github.com/hookd/hookd/internal/broker/brokertest"
 	"github.com/hookd/hookd/internal/event"
 	"github.com/hookd/hookd/processor"
@@ -87,5 +90,59 @@ func TestDLQAndStatus(t *testing.T) {
 	}
 	if tok := processor.ReplayDeliveryToken("abc", 7); tok != "abc_r7" || !event.ValidDeliveryID(tok) {
 		t.Fatalf("token %q", tok)
+	}
+}
+
+// TestReplayReconcile: a dead-lettered reconcile event (sent in the bot's name) is still a
+// reconcile event when replayed: it reaches the handler that failed, past the bot filter, and
+// the handler that had succeeded does not run again.
+func TestReplayReconcile(t *testing.T) {
+	t.Parallel()
+	env := brokertest.New(t)
+	ctx := context.Background()
+	var failed atomic.Bool
+	var steady atomic.Int32
+	sources := make(chan string, 10)
+	var mux processor.Mux
+	must(t, mux.HandleFunc("steady", processor.On("issues"), func(ctx context.Context, ev *processor.Event) error {
+		steady.Add(1)
+		return nil
+	}, processor.AllowBotEvents()))
+	must(t, mux.HandleFunc("drift", processor.On("issues"), func(ctx context.Context, ev *processor.Event) error {
+		if ev.Meta.Source != event.SourceReconcile {
+			return nil
+		}
+		sources <- ev.Meta.Source
+		if failed.CompareAndSwap(false, true) {
+			return processor.Permanent(errors.New("rejected"))
+		}
+		return nil
+	}))
+	started(t, newProcessor(t, env, fastConfig(), &mux, nil))
+
+	// Stored the way the sweep stores a reconcile event.
+	r := repo{1, 71, "acme/recon"}
+	m := event.Meta{
+		Event: "issues", Action: "reconcile", Delivery: "reconcile-71-1-1700000000", InstallationID: r.inst,
+		RepositoryID: r.id, Repository: r.name, Owner: "acme", Sender: "hookd-test[bot]", SenderType: "Bot",
+		ReceivedAt: time.Now().UTC(), SecretIndex: -1, Source: event.SourceReconcile,
+	}
+	b := body(t, "issues.opened", r, func(p map[string]any) { p["action"] = "reconcile" })
+	if _, err := broker.PublishOutcome(env.JS.PublishMsg(ctx, &nats.Msg{Subject: m.Subject(), Header: m.Header(), Data: b})); err != nil {
+		t.Fatal(err)
+	}
+	dl := waitDeadLetter(t, env, m.Delivery)
+	if n, err := processor.NewDLQ(env.JS).Replay(ctx, dl.ID); err != nil || n != 1 {
+		t.Fatalf("replay: %d, %v", n, err)
+	}
+	for i := range 2 {
+		select {
+		case <-sources:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the failed handler ran %d times, want twice: the replayed reconcile event did not reach it", i)
+		}
+	}
+	if n := steady.Load(); n != 1 {
+		t.Fatalf("the handler that had succeeded ran %d times, want once", n)
 	}
 }
