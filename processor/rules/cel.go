@@ -36,19 +36,33 @@ const (
 	fnTitleMatches = "hookd_title_matches"
 )
 
-// regexCache holds the regular expressions title_matches uses, compiled once per engine.
+// conditionCostLimit bounds one evaluation of a condition (CEL's runtime cost: about one unit
+// per operation, more for string functions on long strings). Conditions over webhook payloads
+// cost tens to thousands; the limit stops a condition that is quadratic or worse in the payload
+// (nested comprehensions over a large list) after some tens of milliseconds instead of holding
+// a worker without end: evaluation cannot be interrupted by the handler's timeout or shutdown.
+const conditionCostLimit = 1_000_000
+
+// regexCache holds the regular expressions title_matches uses, compiled once per engine. Only
+// the patterns known when conditions are compiled (literals) are kept: a pattern taken from an
+// event is compiled on each use, so that event data cannot grow the cache.
 type regexCache struct{ m sync.Map } // pattern → *regexp.Regexp
+
+// add compiles and keeps a literal pattern.
+func (c *regexCache) add(pattern string) error {
+	re, err := regexp.Compile(pattern)
+	if err != nil {
+		return err
+	}
+	c.m.Store(pattern, re)
+	return nil
+}
 
 func (c *regexCache) get(pattern string) (*regexp.Regexp, error) {
 	if re, ok := c.m.Load(pattern); ok {
 		return re.(*regexp.Regexp), nil
 	}
-	re, err := regexp.Compile(pattern)
-	if err != nil {
-		return nil, err
-	}
-	c.m.Store(pattern, re)
-	return re, nil
+	return regexp.Compile(pattern)
 }
 
 // newCELEnv builds the environment conditions are compiled in.
@@ -57,7 +71,7 @@ func newCELEnv(rc *regexCache) (*cel.Env, error) {
 		return func(eh cel.MacroExprFactory, _ ast.Expr, args []ast.Expr) (ast.Expr, *common.Error) {
 			if name == fnTitleMatches && len(args) == 1 && args[0].Kind() == ast.LiteralKind {
 				if s, ok := args[0].AsLiteral().Value().(string); ok {
-					if _, err := rc.get(s); err != nil {
+					if err := rc.add(s); err != nil {
 						return nil, eh.NewError(args[0].ID(), fmt.Sprintf("title_matches: invalid regular expression: %v", err))
 					}
 				}
@@ -189,7 +203,7 @@ func compileCondition(env *cel.Env, rule, expr string) (cel.Program, []error) {
 		return nil, []error{fmt.Errorf("rules[%s].if: 1:1: the condition is of type %s, want bool (compare it, e.g. `... == \"x\"`)",
 			rule, a.OutputType())}
 	}
-	prg, err := env.Program(a, cel.EvalOptions(cel.OptOptimize))
+	prg, err := env.Program(a, cel.EvalOptions(cel.OptOptimize), cel.CostLimit(conditionCostLimit))
 	if err != nil {
 		return nil, []error{fmt.Errorf("rules[%s].if: %w", rule, err)}
 	}

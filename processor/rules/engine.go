@@ -163,7 +163,8 @@ type Engine struct {
 // command(name) (the comment starts with /name), is_pull_request() (the event concerns a pull
 // request, including comments on one) and title_matches(regexp) (the issue or pull request
 // title matches). A condition whose evaluation fails (e.g. a missing payload key; guard with
-// has(payload.x)) counts as false; Plan shows the error.
+// has(payload.x)) counts as false; Plan shows the error. So does one that exceeds CEL's runtime
+// cost limit of 1,000,000 (nested comprehensions over a large payload list).
 func Load(cfg []RuleConfig, opts Options) (*Engine, error) {
 	if err := opts.defaults(); err != nil {
 		return nil, err

@@ -1,11 +1,14 @@
 package rules
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"cel.dev/cel-go/cel"
 )
 
 func TestParse(t *testing.T) {
@@ -117,6 +120,10 @@ func TestLoad(t *testing.T) {
 		"duplicate names and all errors at once": {
 			"rules:\n- name: a\n  on: [issues]\n  labels: {add: [x]}\n- name: a\n  on: [issues]\n  if: 'nope'\n  labels: {add: [x]}\n- name: b\n  on: [issues]\n",
 			[]string{"rules[a].name: duplicate", "rules[a].if: 1:1: undeclared reference to 'nope'", "rules[b].run: the rule does nothing"},
+		},
+		"header name that is not a token": {
+			"rules:\n- name: hn\n  on: [issues]\n  http: {url: 'http://x', headers: {'X Model': m}}\n",
+			[]string{`rules[hn].http.headers: "X Model" is not a header name`},
 		},
 		"run without command, permissions without token": {
 			"rules:\n- name: r\n  on: [issues]\n  run: {command: [], permissions: {issues: write}}\n",
@@ -241,6 +248,67 @@ rules:
 				t.Fatalf("got %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestConditionCost: a condition that would run for long (nested comprehensions) stops at the
+// cost limit and counts as false; Plan says why.
+func TestConditionCost(t *testing.T) {
+	t.Parallel()
+	list := "[" + strings.Repeat("1, ", 99) + "1]"
+	e := load(t, `
+rules:
+  - name: cubic
+    on: [issues]
+    if: '`+list+`.all(a, `+list+`.all(b, `+list+`.all(c, a == b)))'
+    labels: {add: [x]}
+  - name: cheap
+    on: [issues]
+    if: 'payload.issue.body.matches("README") && has_label("bug")'
+    labels: {add: [x]}
+`, Options{})
+	in := input(t, "issues.opened", func(p map[string]any) { setPath(p, "issue.body", strings.Repeat("a", 65536)+" README") })
+	if got := names(e.Match(in)); !slices.Equal(got, []string{"cheap"}) {
+		t.Fatalf("matched %v, want only cheap: the cubic condition must stop at the cost limit", got)
+	}
+	plan, err := e.Plan(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plan[0].Matched || !strings.Contains(plan[0].Reason, "cost limit exceeded") {
+		t.Fatalf("cubic: matched %v, reason %q", plan[0].Matched, plan[0].Reason)
+	}
+	if !plan[1].Matched {
+		t.Fatalf("cheap condition over a 64 KiB body: %q", plan[1].Reason)
+	}
+}
+
+// TestRegexCache: title_matches keeps the patterns written in conditions, not the ones taken
+// from events (which would grow the cache with every event).
+func TestRegexCache(t *testing.T) {
+	t.Parallel()
+	rc := &regexCache{}
+	env, err := newCELEnv(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	literal, errs := compileCondition(env, "lit", `title_matches("^Spelling")`)
+	dynamic, errs2 := compileCondition(env, "dyn", `title_matches(payload.issue.body)`)
+	if len(errs)+len(errs2) != 0 {
+		t.Fatal(errs, errs2)
+	}
+	for i := range 50 {
+		in := input(t, "issues.opened", func(p map[string]any) { setPath(p, "issue.body", fmt.Sprintf("^Spelling %d", i)) })
+		for _, prg := range []cel.Program{literal, dynamic} {
+			if _, _, err := prg.Eval(&activation{in: &in}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	n := 0
+	rc.m.Range(func(k, _ any) bool { n++; return true })
+	if n != 1 {
+		t.Fatalf("%d patterns cached after 50 events with their own pattern, want only the literal one", n)
 	}
 }
 
