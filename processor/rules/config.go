@@ -153,6 +153,9 @@ var (
 	labelOK  = func(s string) bool { return s != "" && len(s) <= 100 }
 )
 
+// headerNameRE is an HTTP header name (an RFC 9110 token).
+var headerNameRE = regexp.MustCompile("^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+
 // Defaults for the steps.
 const (
 	DefaultRunTimeout  = 10 * time.Minute
@@ -246,6 +249,11 @@ func (c RuleConfig) Validate() error {
 		}
 		if !methodRE.MatchString(h.Method) && h.Method != "" {
 			bad("http.method", "want an upper-case method such as POST, got %q", h.Method)
+		}
+		for k := range h.Headers {
+			if !headerNameRE.MatchString(k) {
+				bad("http.headers", "%q is not a header name (letters, digits and !#$%%&'*+-.^_`|~, no spaces)", k)
+			}
 		}
 	}
 	if cm := c.Comment; cm != nil {

@@ -15,7 +15,7 @@ import (
 // and effect ledger.
 type HandlerDeps struct {
 	Tokens     TokenSource  // for run.token; nil: rules with token: true fail permanently
-	Semaphore  Semaphore    // for concurrency; nil: concurrency is not enforced
+	Semaphore  Semaphore    // for concurrency; nil: rules with concurrency > 0 fail permanently
 	HTTPClient *http.Client // for http steps; nil: a default client
 	Log        zerolog.Logger
 }

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,7 +19,8 @@ import (
 var errHTTPTimeout = errors.New("http step timed out")
 
 // httpRequest sends the rule's request. 2xx is success; 5xx and 429 are transient (honouring
-// Retry-After), other statuses permanent; network errors and timeouts transient.
+// Retry-After), other statuses permanent, redirects (not followed) included; network errors and
+// timeouts transient, a certificate that does not verify permanent.
 func (r *Rule) httpRequest(ctx context.Context, data *TemplateData, deps Deps) (HTTPOutput, error) {
 	h := r.cfg.HTTP
 	req, where, err := r.buildRequest(data)
@@ -28,10 +30,13 @@ func (r *Rule) httpRequest(ctx context.Context, data *TemplateData, deps Deps) (
 	ctx, cancel := context.WithTimeoutCause(ctx, h.Timeout, errHTTPTimeout)
 	defer cancel()
 	req = req.WithContext(ctx)
-	client := deps.HTTPClient
-	if client == nil {
-		client = &http.Client{}
+	var client http.Client
+	if deps.HTTPClient != nil {
+		client = *deps.HTTPClient
 	}
+	// Redirects are not followed: they would carry the rule's headers (credentials among them) to
+	// another address, and turn a POST into a GET whose answer would count as the step's.
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	resp, err := client.Do(req)
 	if err != nil {
 		if errors.Is(context.Cause(ctx), errHTTPTimeout) {
@@ -39,6 +44,12 @@ func (r *Rule) httpRequest(ctx context.Context, data *TemplateData, deps Deps) (
 		}
 		if ctx.Err() != nil {
 			return HTTPOutput{}, fmt.Errorf("%s: %w", where, ctx.Err())
+		}
+		var cert *tls.CertificateVerificationError
+		if errors.As(err, &cert) {
+			// Retrying cannot help until someone fixes the certificate: dead-letter the event
+			// (replay it once fixed) rather than hold its repository's queue.
+			return HTTPOutput{}, planner.Permanent(fmt.Errorf("%s: the endpoint's TLS certificate does not verify: %w", where, scrubURLError(err)))
 		}
 		return HTTPOutput{}, planner.Transient(fmt.Errorf("%s: %w", where, scrubURLError(err)))
 	}
@@ -60,6 +71,10 @@ func (r *Rule) httpRequest(ctx context.Context, data *TemplateData, deps Deps) (
 		return out, nil
 	}
 	err = fmt.Errorf("%s: status %d: %s", where, resp.StatusCode, bodySnippet(out.Body))
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		loc, _ := resp.Location()
+		err = fmt.Errorf("%s: status %d, redirected to %q: hookd does not follow redirects; set http.url to the address it redirects to", where, resp.StatusCode, safeURL(loc))
+	}
 	switch {
 	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
 		if secs, perr := strconv.Atoi(resp.Header.Get("Retry-After")); perr == nil && secs > 0 {
@@ -95,6 +110,11 @@ func (r *Rule) buildRequest(data *TemplateData) (*http.Request, string, error) {
 		v, err := render(t, data)
 		if err != nil {
 			return nil, "", planner.Permanent(err)
+		}
+		// The client refuses such a value with an error that reads as transient: it would be
+		// retried without end, holding the tenant.
+		if strings.ContainsFunc(v, func(c rune) bool { return c < ' ' && c != '\t' || c == 0x7f }) {
+			return nil, "", planner.Permanent(fmt.Errorf("rules[%s].http.headers.%s: the rendered value holds a line break or control character, which a header cannot carry (trim it or send it in the body)", r.cfg.Name, k))
 		}
 		req.Header.Set(k, v)
 	}

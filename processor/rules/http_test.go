@@ -134,6 +134,50 @@ rules:
 		}
 	})
 
+	t.Run("a rendered header value with a line break is permanent", func(t *testing.T) {
+		t.Parallel()
+		srv, ch := server(t, 200, nil, "")
+		r := load(t, "rules:\n- name: h\n  on: [issues]\n  http: {url: '"+srv.URL+"', headers: {X-Body: '{{ .Payload.issue.body }}'}}\n", Options{}).Rule("h")
+		in := input(t, "issues.opened", func(p map[string]any) { setPath(p, "issue.body", "line one\r\nline two") })
+		_, err := r.Execute(ctx, in, Deps{})
+		if c, _ := planner.Classify(err, time.Now()); c != planner.PermanentClass || !strings.Contains(err.Error(), "rules[h].http.headers.X-Body") {
+			t.Fatalf("err %v class %v (a transient class retries it without end)", err, c)
+		}
+		select {
+		case got := <-ch:
+			t.Fatalf("request sent: %+v", got)
+		default:
+		}
+	})
+
+	t.Run("a redirect is not followed and is permanent", func(t *testing.T) {
+		t.Parallel()
+		other, otherSeen := server(t, 200, nil, "ok")
+		srv, ch := server(t, http.StatusFound, map[string]string{"Location": other.URL + "/moved?token=secret"}, "")
+		r := load(t, "rules:\n- name: r\n  on: [issues]\n  http: {url: '"+srv.URL+"', headers: {X-Api-Key: k}}\n", Options{}).Rule("r")
+		res, err := r.Execute(ctx, input(t, "issues.opened", nil), Deps{HTTPClient: &http.Client{}})
+		if c, _ := planner.Classify(err, time.Now()); c != planner.PermanentClass || res.HTTP.Status != http.StatusFound ||
+			!strings.Contains(err.Error(), "does not follow redirects") || !strings.Contains(err.Error(), other.URL+"/moved") || strings.Contains(err.Error(), "secret") {
+			t.Fatalf("err %v class %v status %d", err, c, res.HTTP.Status)
+		}
+		<-ch
+		select {
+		case got := <-otherSeen:
+			t.Fatalf("the redirect was followed: %+v", got)
+		default:
+		}
+	})
+
+	t.Run("a certificate that does not verify is permanent", func(t *testing.T) {
+		t.Parallel()
+		srv := httptest.NewTLSServer(http.NotFoundHandler()) // its certificate is signed by no CA the client trusts
+		t.Cleanup(srv.Close)
+		_, err := rule(t, srv.URL, Options{}).Execute(ctx, input(t, "issues.opened", nil), Deps{})
+		if c, _ := planner.Classify(err, time.Now()); c != planner.PermanentClass || !strings.Contains(err.Error(), "TLS certificate does not verify") {
+			t.Fatalf("err %v class %v", err, c)
+		}
+	})
+
 	t.Run("rendered URL must be http", func(t *testing.T) {
 		t.Parallel()
 		r := load(t, "rules:\n- name: u\n  on: [issues]\n  http: {url: '{{ .Payload.issue.title }}'}\n", Options{}).Rule("u")
