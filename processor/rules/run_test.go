@@ -132,9 +132,13 @@ env | sort
 		r := runRule(t, "echo started; exec sleep 60\n", "", Options{})
 		cctx, cancel := context.WithCancel(ctx)
 		time.AfterFunc(200*time.Millisecond, cancel)
+		start := time.Now()
 		_, err := r.Execute(cctx, input(t, "issues.opened", nil), Deps{})
 		if !errors.Is(err, context.Canceled) {
 			t.Fatalf("err %v", err)
+		}
+		if took := time.Since(start); took > 4*time.Second { // under killGrace: SIGTERM stopped it
+			t.Errorf("took %s: the command was not stopped when its context was cancelled", took)
 		}
 	})
 
