@@ -337,6 +337,7 @@ func TestContract(t *testing.T) {
 		{name: "invalid event header", d: delivery{event: "Issues.x", body: issues, secret: secretOld}, wantStatus: 400, wantBody: "X-GitHub-Event header"},
 		{name: "missing delivery header", d: delivery{event: "issues", id: "-", body: issues, secret: secretOld}, wantStatus: 400, wantBody: "missing X-GitHub-Delivery"},
 		{name: "invalid delivery header", d: delivery{event: "issues", id: "a.b", body: issues, secret: secretOld}, wantStatus: 400, wantBody: "X-GitHub-Delivery header"},
+		{name: "negative installation id in the payload", d: delivery{event: "issues", body: withInstallation(t, payloads.Get("issues.opened"), -5, "acme-inst"), secret: secretOld}, wantStatus: 400, wantBody: "installation: id -5 is negative"},
 		{name: "non-numeric hook id", d: delivery{event: "issues", body: issues, secret: secretOld, header: map[string]string{ingest.HeaderHookID: "12x"}}, wantStatus: 400, wantBody: "X-GitHub-Hook-ID"},
 		{name: "non-JSON body", d: delivery{event: "issues", body: []byte("hello"), secret: secretOld}, wantStatus: 400, wantBody: "not a JSON object"},
 		{name: "JSON null body", d: delivery{event: "issues", body: []byte("null"), secret: secretOld}, wantStatus: 400, wantBody: "not a JSON object"},

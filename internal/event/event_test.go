@@ -33,11 +33,18 @@ func TestParsePayload(t *testing.T) {
 			}
 		})
 	}
-	for _, bad := range []string{``, `[]`, `"x"`, `{`, `{"installation": 5}`} {
+	for _, bad := range []string{``, `[]`, `"x"`, `{`, `{"installation": 5}`,
+		// A negative id would make a subject token that no consumer can parse back.
+		`{"installation": {"id": -5}}`, `{"repository": {"id": -1, "full_name": "a/b"}}`} {
 		var m Meta
 		if err := ParsePayload(&m, []byte(bad)); err == nil {
 			t.Errorf("ParsePayload(%q) accepted", bad)
 		}
+	}
+	// An error quotes a bad value clipped, not whole.
+	long := `{"installation": {"id": 1` + strings.Repeat("0", 10000) + `}}`
+	if err := ParsePayload(&Meta{}, []byte(long)); err == nil || len(err.Error()) > 200 {
+		t.Errorf("ParsePayload(an id of 10,001 digits) = %v", err)
 	}
 }
 

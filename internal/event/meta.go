@@ -124,6 +124,9 @@ func ParsePayload(m *Meta, body []byte) error {
 		}
 		return err
 	})
+	if err == nil && out.InstallationID < 0 {
+		err = fmt.Errorf("id %d is negative", out.InstallationID)
+	}
 	if err != nil {
 		return fmt.Errorf("%w: installation: %v", ErrNotJSONObject, err)
 	}
@@ -139,6 +142,9 @@ func ParsePayload(m *Meta, body []byte) error {
 		}
 		return err
 	})
+	if err == nil && out.RepositoryID < 0 {
+		err = fmt.Errorf("id %d is negative", out.RepositoryID)
+	}
 	if err != nil {
 		return fmt.Errorf("%w: repository: %v", ErrNotJSONObject, err)
 	}

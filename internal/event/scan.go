@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 	"unicode/utf8"
 )
@@ -134,7 +135,15 @@ func jsonInt(raw []byte) (int64, error) {
 	if bytes.Equal(raw, null) {
 		return 0, nil
 	}
-	return strconv.ParseInt(string(raw), 10, 64)
+	n, err := strconv.ParseInt(string(raw), 10, 64)
+	if err != nil {
+		// Not strconv's error: it would quote the whole value, however long.
+		if len(raw) > 40 {
+			raw = append(raw[:40:40], "..."...)
+		}
+		return 0, fmt.Errorf("want an integer, got %s", raw)
+	}
+	return n, nil
 }
 
 // object runs eachMember on raw unless it is absent (nil) or null.

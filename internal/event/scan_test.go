@@ -2,6 +2,7 @@ package event
 
 import (
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 
@@ -49,6 +50,9 @@ func reference(body []byte) (Meta, error) {
 	}
 	if env.Sender != nil {
 		m.Sender, m.SenderType = env.Sender.Login, env.Sender.Type
+	}
+	if m.InstallationID < 0 || m.RepositoryID < 0 {
+		return m, errors.New("negative id")
 	}
 	return m, nil
 }
