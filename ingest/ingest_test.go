@@ -555,6 +555,35 @@ func TestRoutes(t *testing.T) {
 	}
 }
 
+// TestReadyzJetStream: /readyz fails when NATS is connected but JetStream cannot store (here the
+// events stream is gone), and answers within its budget even when a check hangs.
+func TestReadyzJetStream(t *testing.T) {
+	var hang atomic.Bool
+	f := setup(t, nil, func(_ *ingest.Config, d *ingest.Deps) {
+		d.Ready = []func(context.Context) error{func(context.Context) error {
+			if hang.Load() {
+				time.Sleep(5 * time.Second) // ignores its context
+			}
+			return nil
+		}}
+	})
+	if code, body := get(t, f.base+"/readyz"); code != http.StatusOK {
+		t.Fatalf("/readyz %d %s", code, body)
+	}
+	hang.Store(true)
+	start := time.Now()
+	if code, body := get(t, f.base+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "did not answer") || time.Since(start) > 4*time.Second {
+		t.Fatalf("/readyz with a hanging check: %d %s after %s", code, body, time.Since(start))
+	}
+	hang.Store(false)
+	if err := f.env.JS.DeleteStream(context.Background(), broker.StreamEvents); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := get(t, f.base+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "JetStream: stream "+broker.StreamEvents) {
+		t.Fatalf("/readyz without the events stream: %d %s", code, body)
+	}
+}
+
 func TestHealthOnly(t *testing.T) {
 	env := brokertest.New(t)
 	f := setup(t, env, func(_ *ingest.Config, d *ingest.Deps) { d.Webhook = false; d.Secrets = nil })

@@ -16,6 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
+
+	"github.com/hookd/hookd/internal/broker"
 )
 
 // Deps is what a Server uses besides its Config.
@@ -194,6 +196,25 @@ func (s *Server) ready(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, readyBudget)
 	defer cancel()
+	// The checks run aside, so that one ignoring its context cannot hold /readyz past the budget.
+	done := make(chan error, 1)
+	go func() { done <- s.runChecks(ctx) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("readiness checks did not answer within %s", readyBudget)
+	}
+}
+
+func (s *Server) runChecks(ctx context.Context) error {
+	if js := s.deps.JetStream; js != nil {
+		// A connected NATS may still have no JetStream to store in (a cluster without quorum, a
+		// stream gone): ask the events stream, whose leader stores every delivery.
+		if _, err := js.Stream(ctx, broker.StreamEvents); err != nil {
+			return fmt.Errorf("JetStream: stream %s: %w", broker.StreamEvents, err)
+		}
+	}
 	for i, check := range s.deps.Ready {
 		if err := check(ctx); err != nil {
 			return fmt.Errorf("readiness check #%d: %w", i, err)
