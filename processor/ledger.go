@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 )
@@ -35,6 +36,9 @@ type effectRecord struct {
 	Attempt int       `json:"attempt"`
 	At      time.Time `json:"at"`
 	Result  []byte    `json:"result,omitempty"`
+	// Dropped: the result was larger than the NATS server accepts in one message, and the effect
+	// was recorded as done without it.
+	Dropped bool `json:"result_dropped,omitempty"`
 }
 
 const (
@@ -126,7 +130,17 @@ func (l *Ledger) Do(ctx context.Context, key string, fn func(ctx context.Context
 	// shutdown cancelling it), or the next attempt would do it again.
 	rctx, cancel := recordCtx(ctx)
 	defer cancel()
-	if _, err := l.kv.Update(rctx, k, done, rev); err != nil {
+	_, err = l.kv.Update(rctx, k, done, rev)
+	if errors.Is(err, nats.ErrMaxPayload) {
+		// Failing here would do the effect again on every retry (an agent run, say): record it
+		// as done without its result, which this attempt still has.
+		small, _ := json.Marshal(effectRecord{State: stateDone, Attempt: l.attempt, At: time.Now().UTC(), Dropped: true})
+		if _, err = l.kv.Update(rctx, k, small, rev); err == nil {
+			l.log.Warn().Str("effect", key).Int("bytes", len(res)).
+				Msg("the effect's result is larger than the NATS server's max_payload: recorded as done without it, so a later attempt of this event sees no result (raise max_payload on the NATS server, or lower the step's output caps)")
+		}
+	}
+	if err != nil {
 		if isWrongSequence(err) {
 			l.log.Warn().Str("effect", key).Msg("effect was claimed concurrently by another runner (a failover with the old owner still alive); it may have happened twice")
 		}

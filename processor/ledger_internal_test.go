@@ -1,11 +1,16 @@
 package processor
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"testing"
+	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/hookd/hookd/internal/broker"
@@ -115,4 +120,48 @@ func TestLedger(t *testing.T) {
 			t.Errorf("readable key changed: %q", lk)
 		}
 	})
+}
+
+// TestLedgerResultOverMaxPayload: a result larger than the NATS server accepts in one message
+// (1 MiB by default on a standalone server) must not leave the effect unrecorded, or every retry
+// would do it again.
+func TestLedgerResultOverMaxPayload(t *testing.T) {
+	t.Parallel()
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), MaxPayload: 64 << 10, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "effects"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	newLedger := func(attempt int) *Ledger {
+		return &Ledger{kv: kv, prefix: effectPrefix("big", "h"), attempt: attempt, fresh: attempt == 1, log: zerolog.Nop()}
+	}
+	big := bytes.Repeat([]byte("x"), 100<<10)
+	calls := 0
+	run := func(context.Context) ([]byte, error) { calls++; return big, nil }
+	got, err := newLedger(1).Do(ctx, "agent", run)
+	if err != nil || !bytes.Equal(got, big) {
+		t.Fatalf("first attempt: %d bytes, %v", len(got), err)
+	}
+	got, err = newLedger(2).Do(ctx, "agent", run)
+	if err != nil || calls != 1 || got != nil {
+		t.Fatalf("second attempt: %d bytes, %v, calls %d: want the effect not repeated and no result", len(got), err, calls)
+	}
 }

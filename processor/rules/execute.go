@@ -192,6 +192,13 @@ func (x *execution) step(key string, rec any, do func() (any, error)) error {
 		if err != nil {
 			return fmt.Errorf("rules[%s].%s: read effect ledger: %w", name, key, err)
 		}
+		if found && len(b) == 0 {
+			// Recorded as done without its result (larger than the NATS server's max_payload):
+			// the step is not done again, and what follows sees its result empty.
+			x.res.Reused = append(x.res.Reused, key)
+			x.log.Warn().Str("step", key).Msg("step already done for this event, but its result was not kept (over the NATS server's max_payload); later steps see it empty")
+			return nil
+		}
 		if found {
 			if err := json.Unmarshal(b, rec); err != nil {
 				return planner.Permanent(fmt.Errorf("rules[%s].%s: effect ledger record is corrupt: %w", name, key, err))

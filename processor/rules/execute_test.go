@@ -73,6 +73,19 @@ rules:
 		}
 	})
 
+	t.Run("a step recorded without its result is not done again", func(t *testing.T) {
+		t.Parallel()
+		p, cf := agent(t)
+		r := rule(t, p, cf, "append", "")
+		gh := newFakeGitHub()
+		ledger := newLedger()
+		ledger.m[LedgerRun] = nil // what the processor's ledger keeps for a result over max_payload
+		res, err := r.Execute(ctx, input(t, "issues.opened", nil), Deps{GitHub: gh, Ledger: ledger})
+		if err != nil || runs(t, cf) != 0 || !slices.Contains(res.Reused, LedgerRun) {
+			t.Fatalf("err %v, agent ran %d times, reused %v: want the run step reused", err, runs(t, cf), res.Reused)
+		}
+	})
+
 	t.Run("append after a crash between posting and recording posts once", func(t *testing.T) {
 		t.Parallel()
 		p, cf := agent(t)
