@@ -150,8 +150,9 @@ type RetryPolicy struct {
 	UnknownInitial time.Duration `yaml:"unknown_initial"`
 	// UnknownMax caps the long backoff. Default 30m.
 	UnknownMax time.Duration `yaml:"unknown_max"`
-	// MaxAttempts is how many times an event is tried before it is dead-lettered, and how many
-	// times a preflight is tried before it fails. Default 10.
+	// MaxAttempts is how many attempts of an event may fail with an unclassified error before it
+	// is dead-lettered (transient errors are retried without limit, permanent ones dead-lettered
+	// at once), and how many times a preflight is tried before it fails. Default 10.
 	MaxAttempts int `yaml:"max_attempts"`
 	// Jitter is the random fraction (0..1) taken off each backoff to spread retries. Default 0.2.
 	Jitter float64 `yaml:"jitter"`

@@ -194,6 +194,12 @@ func (p *Processor) failed(ctx context.Context, it *item, log zerolog.Logger, pr
 	now := time.Now()
 	rec := prior
 	rec.Attempts++
+	for _, f := range failures {
+		if c, _ := planner.Classify(f.err, now); c == planner.Unknown {
+			rec.Unclassified++
+			break
+		}
+	}
 	if rec.FirstFailed.IsZero() {
 		rec.FirstFailed = now
 	}
@@ -216,7 +222,13 @@ func (p *Processor) failed(ctx context.Context, it *item, log zerolog.Logger, pr
 	}
 	res := result{kind: kindRetry, handlers: rec.Handlers, failure: rec}
 	for _, f := range failures {
-		d := p.cfg.Retry.Decide(planner.PhaseWorker, f.err, rec.Attempts, now)
+		// An unclassified error is retried retry.max_attempts times, however many transient
+		// failures came before it; transient errors are retried without limit.
+		attempt := rec.Attempts
+		if c, _ := planner.Classify(f.err, now); c == planner.Unknown {
+			attempt = rec.Unclassified
+		}
+		d := p.cfg.Retry.Decide(planner.PhaseWorker, f.err, attempt, now)
 		if !d.Retry {
 			res.kind, res.err, res.class = kindDead, f.err, d.Class
 			break

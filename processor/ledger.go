@@ -186,9 +186,12 @@ func failureKey(delivery string) string              { return "fail." + delivery
 
 // failureRecord counts the failed attempts of one event across deliveries, replicas and restarts.
 type failureRecord struct {
-	Attempts    int       `json:"attempts"`
-	FirstFailed time.Time `json:"first_failed"`
-	LastFailed  time.Time `json:"last_failed"`
-	LastError   string    `json:"last_error"`
-	Handlers    []string  `json:"handlers"` // handlers that failed in the last attempt
+	Attempts int `json:"attempts"`
+	// Unclassified counts the attempts that failed with an unclassified error: those, not
+	// transient failures before them, are what retry.max_attempts limits.
+	Unclassified int       `json:"unclassified,omitempty"`
+	FirstFailed  time.Time `json:"first_failed"`
+	LastFailed   time.Time `json:"last_failed"`
+	LastError    string    `json:"last_error"`
+	Handlers     []string  `json:"handlers"` // handlers that failed in the last attempt
 }

@@ -39,6 +39,7 @@ func TestRetries(t *testing.T) {
 		"after":     {processor.RetryAfter(boom, 3*time.Second)},
 		"permanent": {processor.Permanent(boom)},
 		"unknown":   {boom, boom, boom, boom},
+		"mixed":     {processor.Transient(boom), processor.Transient(boom), processor.Transient(boom), boom},
 		"head":      {processor.Transient(boom), processor.Transient(boom)},
 	}}
 	var panicked atomic.Bool
@@ -104,6 +105,26 @@ func TestRetries(t *testing.T) {
 			t.Fatalf("dead letter %+v", dl)
 		}
 		rec.quiet(t, 300*time.Millisecond)
+	})
+
+	t.Run("transient failures do not use up the attempts of an unclassified error", func(t *testing.T) {
+		publish(t, env.JS, "issues", "mixed", body(t, "issues.opened", repo{1, 16, "acme/f"}, nil))
+		// Three transient failures, then an unclassified one at attempt 4 (over max_attempts 3):
+		// it is retried, and the fifth attempt succeeds.
+		calls := rec.wait(t, 5, 20*time.Second)
+		if calls[4].delivery != "mixed" || calls[4].attempt != 5 {
+			t.Fatalf("calls %+v", calls)
+		}
+		rec.quiet(t, 300*time.Millisecond)
+		if dls, err := processor.NewDLQ(env.JS).List(context.Background()); err != nil {
+			t.Fatal(err)
+		} else {
+			for _, dl := range dls {
+				if dl.Meta.Delivery == "mixed" {
+					t.Fatalf("dead-lettered: %+v", dl)
+				}
+			}
+		}
 	})
 
 	t.Run("a panic is recovered and retried", func(t *testing.T) {
