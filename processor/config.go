@@ -126,7 +126,7 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("processor.consumer: %q: use letters, digits, '-' and '_'", c.Consumer))
 	}
 	if err := c.Retry.Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("processor.%w", err))
+		errs = append(errs, err) // the top-level retry section: its messages name retry.<key>
 	}
 	return errors.Join(errs...)
 }

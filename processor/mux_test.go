@@ -63,7 +63,7 @@ func TestConfig(t *testing.T) {
 		{"read-ahead budget", func(c *processor.Config) { c.ReadAheadBytes = 1000 }, "processor.read_ahead_bytes"},
 		{"max ack pending", func(c *processor.Config) { c.MaxAckPending = -1 }, "processor.max_ack_pending"},
 		{"consumer", func(c *processor.Config) { c.Consumer = "a.b" }, "processor.consumer"},
-		{"retry", func(c *processor.Config) { c.Retry.Jitter = 2 }, "processor.retry.jitter"},
+		{"retry", func(c *processor.Config) { c.Retry.Jitter = 2 }, "retry.jitter"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
