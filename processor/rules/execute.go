@@ -216,6 +216,10 @@ func (x *execution) step(key string, rec any, do func() (any, error)) error {
 	if b, merr := json.Marshal(v); merr == nil {
 		_ = json.Unmarshal(b, rec)
 	}
+	if err != nil && errors.Is(context.Cause(x.ctx), ErrLeaseLost) {
+		// Cut short because another runner may now hold the rule's slot: try again later.
+		err = planner.Transient(fmt.Errorf("%w (the step ended with: %v)", ErrLeaseLost, err))
+	}
 	if err != nil {
 		x.log.Warn().Err(err).Str("step", key).Dur("took", time.Since(start)).Msg("rule step failed")
 		return fmt.Errorf("rules[%s].%s: %w", name, key, err)

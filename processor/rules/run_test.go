@@ -142,6 +142,15 @@ env | sort
 		}
 	})
 
+	t.Run("a step cut short by a lost concurrency slot is transient", func(t *testing.T) {
+		t.Parallel()
+		r := runRule(t, "echo started; exec sleep 60\n", "  concurrency: 1\n", Options{})
+		_, err := r.Execute(ctx, input(t, "issues.opened", nil), Deps{Semaphore: losingSemaphore{after: 200 * time.Millisecond}})
+		if c, _ := planner.Classify(err, time.Now()); !errors.Is(err, ErrLeaseLost) || c != planner.TransientClass {
+			t.Fatalf("err %v class %v, want a transient lost-slot error", err, c)
+		}
+	})
+
 	t.Run("output over the cap is truncated, not failed", func(t *testing.T) {
 		t.Parallel()
 		r := runRule(t, "printf '%01000d' 0; printf 'é'; printf '%04000d' 0; head -c 3000 /dev/zero >&2\n", "",
@@ -268,4 +277,14 @@ echo "my token is $GITHUB_TOKEN"
 			t.Fatalf("err %v", err)
 		}
 	})
+}
+
+// losingSemaphore grants every slot and loses it after a while, as KVSemaphore does when its
+// lease cannot be renewed.
+type losingSemaphore struct{ after time.Duration }
+
+func (s losingSemaphore) Acquire(ctx context.Context, _ string, _ int) (context.Context, func(), error) {
+	held, cancel := context.WithCancelCause(ctx)
+	t := time.AfterFunc(s.after, func() { cancel(ErrLeaseLost) })
+	return held, func() { t.Stop(); cancel(context.Canceled) }, nil
 }
