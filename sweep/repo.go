@@ -183,23 +183,34 @@ func (s *Service) pass(ctx context.Context, t event.Tenant, st *RepoState, rep *
 	if st.ETag != "" && st.ETagSince.Equal(since) {
 		etag = st.ETag
 	}
-	base := fmt.Sprintf("repos/%s/%s/issues?state=all&sort=updated&direction=asc&per_page=%d&since=%s",
-		url.PathEscape(t.Owner), url.PathEscape(t.Name), perPage, url.QueryEscape(since.Format(time.RFC3339)))
+	// Pages are read by keyset: each next page is the listing since the last item read, not the
+	// listing's next page number. An item updated while the listing is read moves to its end, and
+	// with page numbers the item after it would slide onto a page already read, and be missed.
+	// Only while more than a page of items share one second does it fall back to page numbers.
+	listURL := func(since time.Time, page int) string {
+		u := fmt.Sprintf("repos/%s/%s/issues?state=all&sort=updated&direction=asc&per_page=%d&since=%s",
+			url.PathEscape(t.Owner), url.PathEscape(t.Name), perPage, url.QueryEscape(since.Format(time.RFC3339)))
+		if page > 1 {
+			u += "&page=" + strconv.Itoa(page)
+		}
+		return u
+	}
 	newest, active, deferred, full := since, false, false, false
 	var newETag string
 	settled := now.Add(-s.cfg.DriftMinAge)
-	pageURL := base
+	pageSince, page := since, 1
+	read := map[int]time.Time{} // number → updated_at of the items handled in this pass
 pages:
-	for page := 1; pageURL != ""; page++ {
-		if page > maxPages {
+	for call := 1; ; call++ {
+		if call > maxPages {
 			full = true
 			break
 		}
-		req, err := cl.NewRequest(http.MethodGet, pageURL, nil)
+		req, err := cl.NewRequest(http.MethodGet, listURL(pageSince, page), nil)
 		if err != nil {
 			return OutcomeError, err
 		}
-		if page == 1 && etag != "" {
+		if call == 1 && etag != "" {
 			req.Header.Set("If-None-Match", etag)
 		}
 		var items []json.RawMessage
@@ -220,18 +231,23 @@ pages:
 		}
 		rep.Calls++
 		s.m.apiCalls.WithLabelValues("ok").Inc()
-		if page == 1 && resp.NextPage == 0 {
+		if call == 1 && resp.NextPage == 0 {
 			newETag = resp.Header.Get("ETag")
 		}
 		if len(items) >= perPage {
 			full = true
 		}
+		last := pageSince
 		for _, raw := range items {
 			var it listItem
 			if err := json.Unmarshal(raw, &it); err != nil || it.Number == 0 {
 				return OutcomeError, fmt.Errorf("list issues of %s: undecodable item: %v", t.FullName(), err)
 			}
 			it.UpdatedAt = it.UpdatedAt.UTC()
+			last = it.UpdatedAt
+			if at, ok := read[it.Number]; ok && !it.UpdatedAt.After(at) {
+				continue // listed again: the next page starts at the second of the last one's end
+			}
 			if it.UpdatedAt.After(settled) {
 				deferred = true
 				rep.Deferred++
@@ -252,13 +268,18 @@ pages:
 			} else if dup {
 				rep.Duplicates++
 			}
+			read[it.Number] = it.UpdatedAt
 			if it.UpdatedAt.After(newest) {
 				newest = it.UpdatedAt
 			}
 		}
-		pageURL = ""
-		if resp.NextPage != 0 {
-			pageURL = base + "&page=" + strconv.Itoa(resp.NextPage)
+		if resp.NextPage == 0 {
+			break
+		}
+		if next := last.Truncate(time.Second); next.After(pageSince) {
+			pageSince, page = next, 1
+		} else {
+			page++ // a whole page within one second: only the page number moves on
 		}
 	}
 	moved := s.moveCursor(st, since, newest, full, now)

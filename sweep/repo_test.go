@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/hookd/hookd/internal/ghapp"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -183,6 +185,75 @@ func TestSweep(t *testing.T) {
 		}
 		if ss.Event != "pull_request" || p.Number != pr.Number || p.PullRequest.Number != pr.Number || p.PullRequest.Head.SHA == "" || p.Issue != nil {
 			t.Fatalf("subject %s payload %s", msgs[0].Subject, msgs[0].Data)
+		}
+	})
+
+	t.Run("an item updated while the listing is read does not push another off its pages", func(t *testing.T) {
+		t.Parallel()
+		e := setup(t, Config{})
+		const n = perPage + 50
+		e.fake.SetWebhookOutage(true) // every change is lost: only the sweep finds them
+		for range n {
+			if _, err := e.fake.OpenIssue("acme/api", "alice", "bug", ""); err != nil {
+				t.Fatal(err)
+			}
+			e.fake.Advance(time.Second)
+		}
+		e.fake.SetWebhookOutage(false)
+		e.fake.Advance(e.svc.cfg.DriftMinAge)
+		// After the first page, issue 1 (read on it) is updated and moves to the listing's end.
+		var lists atomic.Int32
+		hook := roundTripFunc(func(req *http.Request) (*http.Response, error) {
+			resp, err := http.DefaultTransport.RoundTrip(req)
+			if err == nil && req.Method == http.MethodGet && strings.HasSuffix(req.URL.Path, "/repos/acme/api/issues") && lists.Add(1) == 1 {
+				if err := e.fake.LabelIssue("acme/api", 1, "bob", "triage"); err != nil {
+					t.Error(err)
+				}
+			}
+			return resp, err
+		})
+		a := e.fake.App()
+		app, err := ghapp.New(ghapp.Config{AppID: a.ID, PrivateKey: string(a.PrivateKeyPEM), APIURL: e.fake.URL()},
+			ghapp.Options{Now: e.fake.Now, Transport: hook})
+		if err != nil {
+			t.Fatal(err)
+		}
+		svc := e.newService(Config{}, func(o *Options) { o.GitHub = app })
+		rep := e.sweep(svc, e.api)
+		if lists.Load() < 2 || rep.Drift != n || rep.Deferred != 1 {
+			t.Fatalf("pass over %d listing pages: %+v, want %d drifted and issue 1 deferred after its update", lists.Load(), rep, n)
+		}
+		got := map[int]bool{}
+		for _, m := range e.reconciles() {
+			var p struct {
+				Issue struct{ Number int } `json:"issue"`
+			}
+			if err := json.Unmarshal(m.Data, &p); err != nil {
+				t.Fatal(err)
+			}
+			got[p.Issue.Number] = true
+		}
+		for i := 2; i <= n; i++ {
+			if !got[i] {
+				t.Fatalf("issue %d has no reconcile event: the listing passed over it", i)
+			}
+		}
+	})
+
+	t.Run("more than a page of items changed in one second are all read", func(t *testing.T) {
+		t.Parallel()
+		e := setup(t, Config{})
+		const n = perPage + 50
+		e.fake.SetWebhookOutage(true)
+		for range n { // the fake's clock stands still: one updated_at for all
+			if _, err := e.fake.OpenIssue("acme/api", "alice", "bug", ""); err != nil {
+				t.Fatal(err)
+			}
+		}
+		e.fake.SetWebhookOutage(false)
+		e.fake.Advance(e.svc.cfg.DriftMinAge + time.Second)
+		if rep := e.sweep(e.svc, e.api); rep.Drift != n || rep.Calls > 3 {
+			t.Fatalf("pass: %+v, want %d drifted in at most 3 calls", rep, n)
 		}
 	})
 
