@@ -189,7 +189,7 @@ func (a *app) plan(ctx context.Context, o appOptions) error {
 			// The app's own bot is "<slug>[bot]": events it sends must not trigger rules.
 			app, _, err := a.gh.Client().Apps.Get(ctx, "")
 			if err != nil {
-				return preflight.ExplainAppError(err, a.gh.ID())
+				return fmt.Errorf("GET /app: %w", preflight.ExplainAppError(err, a.gh.ID()))
 			}
 			cfg.Processor.BotLogin = app.GetSlug() + "[bot]"
 		}

@@ -142,7 +142,7 @@ func (c *Checks) App(ctx context.Context, _ event.Tenant) error {
 	}
 	var app appInfo
 	if _, err := cl.Do(ctx, req, &app); err != nil {
-		return ExplainAppError(err, c.GitHub.ID())
+		return fmt.Errorf("GET /app: %w", ExplainAppError(err, c.GitHub.ID()))
 	}
 	if app.ID != 0 && app.ID != c.GitHub.ID() {
 		return planner.Permanent(fmt.Errorf("GET /app answered app %d (%s), but github.app_id is %d; set github.app_id to the App ID of the app whose key github.private_key_file holds", app.ID, app.Slug, c.GitHub.ID()))
@@ -170,19 +170,19 @@ func (c *Checks) App(ctx context.Context, _ event.Tenant) error {
 
 // ExplainAppError turns an error of an app-level (JWT) call into one that says what to change:
 // 401 names github.app_id and github.private_key_file, 404 github.api_url (both permanent).
-// Other errors are wrapped with %w and keep their class (network errors, 5xx and rate limits
-// are retried).
+// Other errors are returned as they are and keep their class (network errors, 5xx and rate
+// limits are retried). The caller names the call.
 func ExplainAppError(err error, appID int64) error {
 	var er *github.ErrorResponse
 	if errors.As(err, &er) && er.Response != nil {
 		switch er.Response.StatusCode {
 		case http.StatusUnauthorized:
-			return planner.Permanent(fmt.Errorf("GET /app: 401: GitHub does not accept the app's JWT: the app id or key is wrong: check github.app_id (%d) and that github.private_key_file (or github.private_key) is this app's current private key: %w", appID, err))
+			return planner.Permanent(fmt.Errorf("401: GitHub does not accept the app's JWT: the app id or key is wrong: check github.app_id (%d) and that github.private_key_file (or github.private_key) is this app's current private key: %w", appID, err))
 		case http.StatusNotFound:
-			return planner.Permanent(fmt.Errorf("GET /app: 404: check github.api_url (https://api.github.com/, or https://HOST/api/v3/ for GitHub Enterprise Server) and github.app_id (%d): %w", appID, err))
+			return planner.Permanent(fmt.Errorf("404: check github.api_url (https://api.github.com/, or https://HOST/api/v3/ for GitHub Enterprise Server) and github.app_id (%d): %w", appID, err))
 		}
 	}
-	return fmt.Errorf("GET /app: %w", err)
+	return err
 }
 
 // settingsURL is the app's "Permissions & events" page, on the host of its html_url.
