@@ -30,8 +30,9 @@ type Config struct {
 	// ReadTimeout bounds reading the whole request, body included; a client that stalls is cut
 	// off (408). Default 8s.
 	ReadTimeout time.Duration `yaml:"read_timeout"`
-	// HandlerTimeout bounds a whole webhook request from its first byte to the answer. It must stay
-	// under GitHub's 10s delivery timeout. Default 9s.
+	// HandlerTimeout bounds a webhook request's handling, from when its headers are read to the
+	// answer; with read_header_timeout before it, it must stay under GitHub's 10s delivery
+	// timeout. Default 9s.
 	HandlerTimeout time.Duration `yaml:"handler_timeout"`
 	// ShutdownTimeout bounds the graceful shutdown: requests in flight get this long to be stored
 	// and answered before connections are closed. Default 20s.

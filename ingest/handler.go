@@ -209,6 +209,13 @@ func (h *webhook) publish(ctx context.Context, m *event.Meta, payload []byte) (d
 		ack, err = h.js.PublishMsg(ctx, msg)
 	}
 	h.m.publishDuration.Observe(time.Since(t0).Seconds())
+	if err == nil && ack.Stream != broker.StreamEvents {
+		// Only when HOOKD_EVENTS is gone and another stream took its subjects: what that stream
+		// keeps, the processor never reads.
+		h.log.Error().Str("stream", ack.Stream).Str("delivery", m.Delivery).
+			Msg("delivery stored in stream " + ack.Stream + ", not " + broker.StreamEvents + ": restart hookd to recreate " + broker.StreamEvents + ", after removing the stream that listens on " + event.InPrefix + ".>")
+		return false, release, unavailable("stored in the wrong stream ("+ack.Stream+")", nil)
+	}
 	duplicate, err = broker.PublishOutcome(ack, err)
 	switch {
 	case err == nil:

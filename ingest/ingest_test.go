@@ -584,6 +584,26 @@ func TestReadyzJetStream(t *testing.T) {
 	}
 }
 
+// TestWrongStream: a delivery acknowledged by a stream other than HOOKD_EVENTS (only possible
+// once HOOKD_EVENTS is gone and another stream took its subjects) is not answered as stored.
+func TestWrongStream(t *testing.T) {
+	f := setup(t, nil)
+	ctx := context.Background()
+	if err := f.env.JS.DeleteStream(ctx, broker.StreamEvents); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.env.JS.CreateStream(ctx, jetstream.StreamConfig{Name: "OTHER", Subjects: []string{event.InPrefix + ".>"}}); err != nil {
+		t.Fatal(err)
+	}
+	resp, body := send(t, f.hook, delivery{event: "issues", id: newID("wrong"), body: payloads.Get("issues.opened"), secret: secretOld})
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("%d %s, want 503", resp.StatusCode, body)
+	}
+	if logs := f.logs.String(); !strings.Contains(logs, "stored in stream OTHER, not "+broker.StreamEvents) {
+		t.Fatalf("the log does not say where the delivery went:\n%s", logs)
+	}
+}
+
 func TestHealthOnly(t *testing.T) {
 	env := brokertest.New(t)
 	f := setup(t, env, func(_ *ingest.Config, d *ingest.Deps) { d.Webhook = false; d.Secrets = nil })
