@@ -9,6 +9,8 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -76,8 +78,9 @@ func RetryAfter(err error, d time.Duration) error {
 
 // Classify returns err's class and the server's wait hint (zero when there is none). Explicit
 // marks (Permanent, Transient, RetryAfter) win; then go-github's rate-limit errors (primary: wait
-// until the reset; secondary: Retry-After), HTTP statuses (5xx and 429 transient, other 4xx
-// permanent), and network errors (transient). now is used to turn a reset time into a wait.
+// until the reset; secondary: Retry-After), HTTP statuses (5xx and 429 transient, waiting their
+// Retry-After in seconds or as an HTTP-date; other 4xx permanent), and network errors
+// (transient). now is used to turn a reset time or a date into a wait.
 func Classify(err error, now time.Time) (Class, time.Duration) {
 	if err == nil {
 		return Unknown, 0
@@ -99,7 +102,7 @@ func Classify(err error, now time.Time) (Class, time.Duration) {
 	}
 	var er *github.ErrorResponse
 	if errors.As(err, &er) && er.Response != nil {
-		return classifyStatus(er.Response)
+		return classifyStatus(er.Response, now)
 	}
 	var ae *github.AcceptedError
 	if errors.As(err, &ae) {
@@ -116,22 +119,37 @@ func Classify(err error, now time.Time) (Class, time.Duration) {
 	return Unknown, 0
 }
 
-func classifyStatus(resp *http.Response) (Class, time.Duration) {
+func classifyStatus(resp *http.Response, now time.Time) (Class, time.Duration) {
 	switch {
 	case resp.StatusCode == http.StatusTooManyRequests:
-		return TransientClass, parseRetryAfter(resp.Header.Get("Retry-After"))
+		return TransientClass, parseRetryAfter(resp.Header.Get("Retry-After"), now)
 	case resp.StatusCode >= 500:
-		return TransientClass, parseRetryAfter(resp.Header.Get("Retry-After"))
+		return TransientClass, parseRetryAfter(resp.Header.Get("Retry-After"), now)
 	case resp.StatusCode >= 400:
 		return PermanentClass, 0
 	}
 	return Unknown, 0
 }
 
-func parseRetryAfter(v string) time.Duration {
-	var secs int
-	if _, err := fmt.Sscanf(v, "%d", &secs); err == nil && secs > 0 {
+// parseRetryAfter reads a Retry-After header in either of its forms, delay-seconds or an
+// HTTP-date (RFC 9110, section 10.2.3). Missing, malformed, zero, negative and past values give
+// 0; a number of seconds too large for a time.Duration gives the largest one.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		switch {
+		case secs <= 0:
+			return 0
+		case secs > int64(math.MaxInt64/time.Second):
+			return math.MaxInt64
+		}
 		return time.Duration(secs) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(0, t.Sub(now))
 	}
 	return 0
 }
@@ -192,13 +210,13 @@ func (p RetryPolicy) Validate() error {
 	if p.UnknownInitial <= 0 || p.UnknownMax < p.UnknownInitial {
 		errs = append(errs, fmt.Errorf("retry.unknown_initial/retry.unknown_max: want 0 < initial <= max, got %s and %s", p.UnknownInitial, p.UnknownMax))
 	}
-	if p.Multiplier < 1 {
+	if !(p.Multiplier >= 1) { // NaN too
 		errs = append(errs, fmt.Errorf("retry.multiplier: want >= 1, got %v", p.Multiplier))
 	}
 	if p.MaxAttempts < 1 {
 		errs = append(errs, fmt.Errorf("retry.max_attempts: want >= 1, got %d", p.MaxAttempts))
 	}
-	if p.Jitter < 0 || p.Jitter >= 1 {
+	if !(p.Jitter >= 0 && p.Jitter < 1) { // NaN too
 		errs = append(errs, fmt.Errorf("retry.jitter: want 0 <= jitter < 1, got %v", p.Jitter))
 	}
 	return errors.Join(errs...)
@@ -259,12 +277,15 @@ func (p RetryPolicy) backoff(initial, maxD time.Duration, attempt int) time.Dura
 	if attempt < 1 {
 		attempt = 1
 	}
-	f := float64(initial) * math.Pow(p.Multiplier, float64(attempt-1))
-	if f > float64(maxD) {
-		f = float64(maxD)
+	d := maxD // also when the growth is NaN or +Inf, or too large to convert back
+	switch f := float64(initial) * math.Pow(p.Multiplier, float64(attempt-1)); {
+	case f < float64(initial): // a Multiplier below 1, or negative (Validate rejects both)
+		d = initial
+	case f < float64(maxD):
+		d = time.Duration(f)
 	}
 	if p.Jitter > 0 {
-		f -= f * p.Jitter * rand.Float64()
+		d -= time.Duration(float64(d) * min(p.Jitter, 1) * rand.Float64())
 	}
-	return time.Duration(f)
+	return d
 }
