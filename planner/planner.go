@@ -61,7 +61,11 @@ func Build(specs []Spec, tenants Tenants) (Plan, error) {
 		for _, t := range ts {
 			u := bind(s, t)
 			if j, dup := owner[u.Name]; dup {
-				if !reported[[2]int{j, i}] {
+				switch {
+				case j == i: // one spec, two tenants of one name: the input lists a tenant twice
+					errs = append(errs, fmt.Errorf("planner: duplicate task name %q: two %s tenants are named %q (the second is %s); the installation list names it twice, list the installations again",
+						u.Name, s.Scope, t.FullName(), t.Key()))
+				case !reported[[2]int{j, i}]:
 					reported[[2]int{j, i}] = true
 					errs = append(errs, fmt.Errorf("planner: duplicate task name %q from spec[%d] and spec[%d]; give each spec its own phase and resource", u.Name, j, i))
 				}

@@ -51,6 +51,7 @@ func TestPlanner(t *testing.T) {
 		workers    []string
 		excluded   []string // "fullname: reason"
 		wantErr    []string // substrings; every one must appear
+		noErr      []string // substrings that must not appear in the error
 	}{
 		{
 			name:  "every tenant",
@@ -116,6 +117,15 @@ func TestPlanner(t *testing.T) {
 			wantErr: []string{`duplicate task name "worker:sweep:acme/api" from spec[0] and spec[1]`},
 		},
 		{
+			name:  "a tenant listed twice is named, not blamed on the specs",
+			specs: specs()[1:3],
+			installs: []Installation{
+				{ID: 1, Account: "acme", Repositories: []Repository{{ID: 10, Name: "api"}, {ID: 12, Name: "api"}}},
+			},
+			wantErr: []string{`duplicate task name "preflight:repository:acme/api": two per-repository tenants are named "acme/api" (the second is 1.12)`, "list the installations again"},
+			noErr:   []string{"give each spec"},
+		},
+		{
 			name: "invalid specs are all reported",
 			specs: []Spec{
 				{Phase: PhasePreflight, Resource: "app", Kind: Interval, Interval: time.Hour, Run: nop},
@@ -160,6 +170,11 @@ func TestPlanner(t *testing.T) {
 				for _, want := range tt.wantErr {
 					if !strings.Contains(err.Error(), want) {
 						t.Errorf("Plan error\n%v\nlacks %q", err, want)
+					}
+				}
+				for _, bad := range tt.noErr {
+					if strings.Contains(err.Error(), bad) {
+						t.Errorf("Plan error\n%v\nsays %q", err, bad)
 					}
 				}
 				return

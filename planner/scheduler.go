@@ -594,11 +594,18 @@ func (s *Scheduler) call(ctx context.Context, u Unit, log *zerolog.Logger) (err 
 	return u.Run(ctx)
 }
 
-// classified applies the unit's own classification to an error Classify leaves Unknown.
-func (s *Scheduler) classified(u Unit, err error) error {
+// classified applies the unit's own classification to an error Classify leaves Unknown. A
+// classifier that panics leaves the error Unknown, like the task's own panic.
+func (s *Scheduler) classified(u Unit, err error) (out error) {
 	if u.Transient == nil {
 		return err
 	}
+	defer func() {
+		if r := recover(); r != nil {
+			out = err
+			s.unitLog(u).Error().Interface("panic", r).Msg("the spec's Transient classifier panicked; the error stays unclassified")
+		}
+	}()
 	if c, _ := Classify(err, s.clock.Now()); c == Unknown && u.Transient(err) {
 		return Transient(err)
 	}

@@ -293,6 +293,20 @@ func TestSchedulerPreflights(t *testing.T) {
 		}
 	})
 
+	t.Run("a panicking classifier is a failure, not a crash", func(t *testing.T) {
+		t.Parallel()
+		u := preflightUnit("preflight:repository:acme/api", func(context.Context) error { return errors.New("odd") })
+		u.Transient = func(err error) bool { panic("classifier bug") }
+		b := setup(t, Plan{Preflights: []Unit{u}}, newFakeClock(true))
+		var pe *PreflightError
+		if err := b.result(t); !errors.As(err, &pe) || pe.Class != Unknown || pe.Attempts != 1 {
+			t.Errorf("Run = %v (%+v); want the preflight failed with an unknown error", err, pe)
+		}
+		if l := b.logs.lines(t, "the spec's Transient classifier panicked; the error stays unclassified"); len(l) == 0 || l[0]["panic"] != "classifier bug" {
+			t.Errorf("panic logs = %v", l)
+		}
+	})
+
 	t.Run("cancelled during preflights: nil, no workers", func(t *testing.T) {
 		t.Parallel()
 		var workerCalls atomic.Int32
