@@ -29,7 +29,7 @@ func (c *Checks) Installation(ctx context.Context, t event.Tenant) error {
 		if status(err) == http.StatusNotFound {
 			return planner.Permanent(fmt.Errorf("installation %d (%s) does not exist: the app was uninstalled; it is dropped at the next installation re-list: %w", t.InstallationID, t.Owner, err))
 		}
-		return fmt.Errorf("installation %d (%s): GET /app/installations/%d: %w", t.InstallationID, t.Owner, t.InstallationID, err)
+		return fmt.Errorf("installation %d (%s): GET /app/installations/%d: %w", t.InstallationID, t.Owner, t.InstallationID, ExplainAppError(err, c.GitHub.ID()))
 	}
 	if in.SuspendedAt != nil {
 		log.Warn().Time("suspended_at", in.SuspendedAt.Time).Str("suspended_by", in.GetSuspendedBy().GetLogin()).

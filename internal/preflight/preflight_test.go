@@ -256,6 +256,36 @@ func TestInstallation(t *testing.T) {
 	})
 }
 
+// TestWrongKey: every check that calls GitHub with the app's JWT says what to change when
+// GitHub refuses it; any of them may be the failure the scheduler reports first.
+func TestWrongKey(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := setup(t, githubfake.Options{WebhookURL: "https://hookd.example.com/webhook", WebhookSecret: "s"}, preflight.Needs{})
+	in, err := e.fake.AddInstallation("acme", "api")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := setup(t, githubfake.Options{}, preflight.Needs{})
+	app, err := ghapp.New(ghapp.Config{AppID: e.fake.App().ID, PrivateKey: string(other.fake.App().PrivateKeyPEM), APIURL: e.fake.URL()}, ghapp.Options{Now: e.fake.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &preflight.Checks{GitHub: app}
+	for _, spec := range c.Specs() {
+		t.Run(spec.Resource, func(t *testing.T) {
+			t.Parallel()
+			err := spec.Run(ctx, event.Tenant{InstallationID: in.ID, Owner: "acme"})
+			permanent(t, err)
+			for _, s := range []string{"401", "github.app_id", "github.private_key_file"} {
+				if !strings.Contains(err.Error(), s) {
+					t.Errorf("message lacks %q: %v", s, err)
+				}
+			}
+		})
+	}
+}
+
 func TestSpecs(t *testing.T) {
 	t.Parallel()
 	c := &preflight.Checks{}
@@ -268,8 +298,11 @@ func TestSpecs(t *testing.T) {
 	}
 	want := map[string]planner.Scope{"app": planner.Global, "webhook": planner.Global, "installation": planner.PerInstallation}
 	for k, v := range want {
-		if names[k] != v {
-			t.Errorf("spec %s: scope %s, want %s", k, names[k], v)
+		if got, ok := names[k]; !ok || got != v {
+			t.Errorf("spec %s: present %v, scope %s, want %s", k, ok, got, v)
 		}
+	}
+	if len(names) != len(want) {
+		t.Errorf("specs %v, want %v", names, want)
 	}
 }

@@ -12,11 +12,14 @@ import (
 
 // Webhook is preflight:webhook: GET /app/hook/config. It fails (permanent) when no webhook URL
 // or no secret is set, naming both when both are missing; it warns (logs) when the URL differs
-// from PublicURL, the content type is not json, or TLS verification is off.
+// from PublicURL, the content type is not json, or TLS verification is off. GitHub returns the
+// secret masked ("********"), so the check sees that one is set, not that it is one of
+// github.webhook_secrets: a mismatch shows only as deliveries that ingest refuses. A 401 or 404
+// says what to change, as in App.
 func (c *Checks) Webhook(ctx context.Context, _ event.Tenant) error {
 	cfg, _, err := c.GitHub.Client().Apps.GetHookConfig(ctx)
 	if err != nil {
-		return fmt.Errorf("GET /app/hook/config: %w", err)
+		return fmt.Errorf("GET /app/hook/config: %w", ExplainAppError(err, c.GitHub.ID()))
 	}
 	const where = "GitHub → Settings → Developer settings → GitHub Apps → (the app) → General → Webhook"
 	var errs []error
