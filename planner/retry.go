@@ -2,6 +2,7 @@ package planner
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"syscall"
@@ -107,6 +109,14 @@ func Classify(err error, now time.Time) (Class, time.Duration) {
 	var ae *github.AcceptedError
 	if errors.As(err, &ae) {
 		return TransientClass, 0
+	}
+	var cert *tls.CertificateVerificationError
+	if errors.As(err, &cert) {
+		return PermanentClass, 0 // retrying does not fix a certificate (or the URL that reached it)
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) && (ue.Op == "parse" || strings.Contains(ue.Err.Error(), "unsupported protocol scheme")) {
+		return PermanentClass, 0 // a URL setting that is not an http:// or https:// URL
 	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) {

@@ -7,6 +7,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"syscall"
@@ -165,5 +166,35 @@ func TestRetryPolicyValidate(t *testing.T) {
 				t.Errorf("Validate() = %v; want it to name %s", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestClassifyRealClientErrors classifies errors as net/http's client makes them: a certificate
+// that does not verify and a URL without a usable scheme are permanent (a setting to fix), a
+// refused connection transient.
+func TestClassifyRealClientErrors(t *testing.T) {
+	t.Parallel()
+	tlsSrv := httptest.NewTLSServer(http.NotFoundHandler()) // signed by no CA the client trusts
+	t.Cleanup(tlsSrv.Close)
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closedURL := closed.URL
+	closed.Close()
+	for _, tc := range []struct {
+		name, url string
+		class     Class
+	}{
+		{"certificate that does not verify", tlsSrv.URL, PermanentClass},
+		{"no scheme", strings.TrimPrefix(tlsSrv.URL, "https://"), PermanentClass},
+		{"another scheme", "ftp" + strings.TrimPrefix(tlsSrv.URL, "https"), PermanentClass},
+		{"connection refused", closedURL, TransientClass},
+	} {
+		resp, err := http.Get(tc.url)
+		if err == nil {
+			resp.Body.Close()
+			t.Fatalf("%s: GET %s succeeded", tc.name, tc.url)
+		}
+		if c, _ := Classify(fmt.Errorf("GET /app: %w", err), time.Now()); c != tc.class {
+			t.Errorf("%s: Classify(%v) = %v, want %v", tc.name, err, c, tc.class)
+		}
 	}
 }
