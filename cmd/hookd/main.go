@@ -14,7 +14,7 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signalContext()
 	defer stop()
 	if err := newRootCmd().ExecuteContext(ctx); err != nil {
 		var ec exitCode
@@ -30,3 +30,23 @@ func main() {
 type exitCode int
 
 func (e exitCode) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
+// signalContext ends on the first SIGINT or SIGTERM, which starts the graceful drain. A second
+// one ends the process at once with exit status 1, without waiting for the drain.
+func signalContext() (context.Context, context.CancelFunc) {
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		select {
+		case <-sigs:
+		case <-ctx.Done():
+			return
+		}
+		cancel()
+		s := <-sigs
+		fmt.Fprintf(os.Stderr, "hookd: second signal (%s): exiting without finishing the drain\n", s)
+		os.Exit(1)
+	}()
+	return ctx, func() { signal.Stop(sigs); cancel() }
+}
