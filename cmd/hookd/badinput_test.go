@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -101,14 +102,42 @@ func TestSendCommand(t *testing.T) {
 	if !strings.Contains(string(g.body), `"action":"labeled"`) || !strings.Contains(string(g.body), `"installation":{"id":42}`) {
 		t.Fatalf("payload not patched: %.200s", g.body)
 	}
-	// A refused delivery exits non-zero.
+	// An accepted delivery exits 0, a refused one with status 2.
 	if _, err := runCLI(t, "send", "--url", srv.URL+"/nope", "--event", "issues", "--file", file, "--secret", "x"); err != nil {
 		t.Fatalf("send to a 202 server: %v", err)
 	}
 	<-seen
 	bad := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusUnauthorized) }))
 	defer bad.Close()
-	if _, err := runCLI(t, "send", "--url", bad.URL, "--event", "issues", "--file", file, "--secret", "x"); err == nil {
-		t.Fatal("send answered 401 exited 0")
+	var ec exitCode
+	if _, err := runCLI(t, "send", "--url", bad.URL, "--event", "issues", "--file", file, "--secret", "x"); !errors.As(err, &ec) || ec != 2 {
+		t.Fatalf("send answered 401: %v, want exit status 2", err)
+	}
+}
+
+// TestServeRolesFlag: --roles is read like HOOKD_ROLES (spaces around names dropped), and a list
+// without a role stops serve before anything starts, naming the flag.
+func TestServeRolesFlag(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cfgFile := filepath.Join(dir, "hookd.yaml")
+	if err := os.WriteFile(cfgFile, []byte("data_dir: "+dir+"\nnats:\n  listen: 127.0.0.1:0\n  sync: interval\nhttp:\n  addr: 127.0.0.1:0\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		roles string
+		want  string
+	}{
+		{"", "--roles: no role given"},
+		{" , ", "--roles: no role given"},
+		{"ingest, web", `roles: "web" is not a role`},
+	} {
+		t.Run(tc.roles, func(t *testing.T) {
+			t.Parallel()
+			out, err := runCLI(t, "serve", "--config", cfgFile, "--roles", tc.roles)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("serve --roles %q: error %v, want one containing %q\n%s", tc.roles, err, tc.want, out)
+			}
+		})
 	}
 }

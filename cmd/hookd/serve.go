@@ -37,7 +37,7 @@ func newServeCmd() *cobra.Command {
 		Use:   "serve",
 		Short: "Run hookd: webhook endpoint, processor and sweeps",
 		Long: `serve runs hookd until SIGINT or SIGTERM, then drains in-flight work within
-shutdown_timeout.
+shutdown_timeout. A second SIGINT or SIGTERM ends it at once, with exit status 1.
 
 By default it starts an embedded nats-server with JetStream (file storage under data_dir,
 listening on 127.0.0.1:4222 so that 'hookd dlq', 'hookd status' and the nats CLI can reach it).
@@ -60,7 +60,17 @@ and answers 503 on /readyz and /webhook until you provide them.`,
 				return err
 			}
 			if cmd.Flags().Changed("roles") {
-				cfg.Roles = roles
+				// As HOOKD_ROLES: spaces around names are dropped; an empty list is an error here
+				// rather than a process that takes no role at all.
+				cfg.Roles = nil
+				for _, r := range roles {
+					if r = strings.TrimSpace(r); r != "" {
+						cfg.Roles = append(cfg.Roles, r)
+					}
+				}
+				if len(cfg.Roles) == 0 {
+					return fmt.Errorf("--roles: no role given; use any of %s, comma-separated, or leave the flag out for all of them", strings.Join(config.AllRoles, ", "))
+				}
 				if err := cfg.Validate(); err != nil {
 					return err
 				}
@@ -130,15 +140,7 @@ func newApp(ctx context.Context, cfg *config.Config, log zerolog.Logger, o appOp
 	}
 
 	var ready []func(context.Context) error
-	var missing []string
-	for _, m := range cfg.GitHub.Missing() {
-		// Only the ingest role verifies deliveries; processors and sweeps need no webhook secret.
-		if strings.HasPrefix(m, "github.webhook_secrets") && !cfg.HasRole(config.RoleIngest) {
-			continue
-		}
-		missing = append(missing, m)
-	}
-	if len(missing) > 0 {
+	if missing := missingCredentials(cfg); len(missing) > 0 {
 		msg := "GitHub App credentials missing: " + strings.Join(missing, ", ") +
 			"; set them in the config file's github section or in the environment (values from the GitHub App's settings page)"
 		log.Error().Strs("missing", missing).Msg(msg + "; /readyz answers 503 until then")
@@ -170,6 +172,20 @@ func newApp(ctx context.Context, cfg *config.Config, log zerolog.Logger, o appOp
 		return nil, err
 	}
 	return a, nil
+}
+
+// missingCredentials lists the GitHub App credentials that this process's roles need and the
+// configuration lacks.
+func missingCredentials(cfg *config.Config) []string {
+	var missing []string
+	for _, m := range cfg.GitHub.Missing() {
+		// Only the ingest role verifies deliveries; processors and sweeps need no webhook secret.
+		if strings.HasPrefix(m, "github.webhook_secrets") && !cfg.HasRole(config.RoleIngest) {
+			continue
+		}
+		missing = append(missing, m)
+	}
+	return missing
 }
 
 // plan builds the GitHub side: the app client, the sweep service, the processor with its
@@ -314,7 +330,9 @@ func (a *app) Run(ctx context.Context) error {
 // Close releases the connection and stops the embedded server.
 func (a *app) Close() {
 	if a.nc != nil {
-		_ = a.nc.Drain()
+		// Every part has stopped: make sure the server has what they sent last (acks, the
+		// last publishes) before closing. Drain would only start doing so in the background.
+		_ = a.nc.FlushTimeout(5 * time.Second)
 		a.nc.Close()
 		a.nc = nil
 	}
