@@ -64,13 +64,28 @@ func natsWhere(cfg *config.Config) string {
 	if cfg.NATS.URL == "" {
 		return "embedded on " + cfg.NATS.Listen + " (store " + cfg.NATS.DataDir + ")"
 	}
-	return "at " + cfg.NATS.URL
+	return "at " + redactURL(cfg.NATS.URL)
+}
+
+// redactURL hides the credentials (user:password@ or token@) of each URL of a comma-separated
+// NATS URL list, as the broker does in its errors: a printed configuration holds no secret.
+func redactURL(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, p := range parts {
+		if at := strings.LastIndex(p, "@"); at >= 0 {
+			if s := strings.Index(p, "://"); s >= 0 && s < at {
+				parts[i] = p[:s+3] + "***" + p[at:]
+			}
+		}
+	}
+	return strings.Join(parts, ",")
 }
 
 // checkConfig goes beyond Validate: what can be checked without the network (the private key
 // parses).
 func checkConfig(cfg *config.Config) error {
-	if len(cfg.GitHub.Missing()) == 0 {
+	// As serve: the key is used whenever the app id and a key are set, webhook secret or not.
+	if cfg.GitHub.CanCallAPI() {
 		if _, err := ghapp.New(cfg.GitHub, ghapp.Options{}); err != nil {
 			return err
 		}
@@ -81,8 +96,9 @@ func checkConfig(cfg *config.Config) error {
 // configWarnings are settings that work but deserve a second look.
 func configWarnings(cfg *config.Config) []string {
 	var w []string
-	if m := cfg.GitHub.Missing(); len(m) > 0 {
-		w = append(w, "GitHub App credentials missing ("+strings.Join(m, ", ")+"): "+cfg.GitHub.MissingHint())
+	if m := missingCredentials(cfg); len(m) > 0 {
+		w = append(w, "GitHub App credentials missing: "+strings.Join(m, ", ")+
+			"; set them in the config file's github section or in the environment (values from the GitHub App's settings page)")
 	}
 	if cfg.NATS.URL == "" && cfg.NATS.Sync == broker.SyncInterval {
 		w = append(w, "nats.sync is interval: a power loss can lose deliveries acknowledged in the last "+cfg.NATS.SyncEvery.String()+" (the sweep's redelivery brings them back)")
