@@ -26,7 +26,19 @@ func TestServeCluster(t *testing.T) {
 		}
 		apps = append(apps, startTestAppWith(t, cfg, fake, rec.register))
 	}
-	time.Sleep(3 * time.Second) // a few balance rounds: the replicas share the partitions
+	// The replicas share the partitions once each sees the other: wait for the balancer to give
+	// each its half, rather than for a fixed time a loaded machine may need more of.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		owned := []float64{partitionsOwned(t, apps[0]), partitionsOwned(t, apps[1])}
+		if owned[0] > 0 && owned[1] > 0 && owned[0]+owned[1] == float64(apps[0].app.cfg.NATS.Partitions) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("partitions owned by the replicas after 30s: %v", owned)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 
 	secret := fake.App().WebhookSecret
 	const n = 60
@@ -45,7 +57,7 @@ func TestServeCluster(t *testing.T) {
 	if got := post(t, apps[1].url+"/webhook", secret, "issues", "cl-0", body(0)); got != http.StatusOK {
 		t.Fatalf("duplicate via the other replica: %d, want 200", got)
 	}
-	deadline := time.Now().Add(60 * time.Second)
+	deadline = time.Now().Add(60 * time.Second)
 	for {
 		count := map[string]int{}
 		for _, r := range recs {
@@ -78,4 +90,19 @@ func TestServeCluster(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// partitionsOwned reads hookd_processor_partitions_owned from the app's registry.
+func partitionsOwned(t *testing.T, ta *testApp) float64 {
+	t.Helper()
+	mfs, err := ta.app.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "hookd_processor_partitions_owned" && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	return 0
 }

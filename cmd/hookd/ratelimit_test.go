@@ -94,8 +94,9 @@ func testRateLimit(t *testing.T, replicas int) {
 		proc = startTestAppWith(t, cfg2, fake, handlers)
 	}
 
-	// GitHub's X-RateLimit-Reset is in whole seconds.
-	reset := time.Now().Add(3 * time.Second).Truncate(time.Second)
+	// GitHub's X-RateLimit-Reset is in whole seconds. B's events must be stored and handled
+	// before it: leave room for a loaded machine.
+	reset := time.Now().Add(6 * time.Second).Truncate(time.Second)
 	fake.SetRateLimit(a.ID, 0, reset)
 	if replicas == 2 {
 		// The ingest replica meets the exhausted budget (as its sweeps would)...

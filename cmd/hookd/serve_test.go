@@ -319,7 +319,8 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 
 func waitStatus(t *testing.T, url string, want int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	// Generous: a re-executed hookd under -race on a loaded machine takes a while to be ready.
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		resp, err := http.Get(url)
 		if err == nil {
