@@ -195,8 +195,8 @@ func TestCompose(t *testing.T) {
 				t.Errorf("build.dockerfile: %v", err)
 			}
 			grace, err := time.ParseDuration(s.StopGracePeriod)
-			if err != nil || grace <= 25*time.Second {
-				t.Errorf("stop_grace_period %q must be over hookd's 25s shutdown_timeout (Docker's default is 10s)", s.StopGracePeriod)
+			if drain := drainTime(defaultConfig(t)); err != nil || grace <= drain {
+				t.Errorf("stop_grace_period %q must be over hookd's %s drain (shutdown_timeout; Docker's default is 10s)", s.StopGracePeriod, drain)
 			}
 			e := s.Environment
 			for _, r := range strings.Split(e["HOOKD_ROLES"], ",") {

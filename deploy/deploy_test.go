@@ -3,17 +3,22 @@ package deploy
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/hookd/hookd/internal/broker"
+	"github.com/hookd/hookd/internal/config"
 )
 
 // repoRoot is the repository root as seen from this package's directory, where tests run.
@@ -41,6 +46,170 @@ func documentedEnv() map[string]string {
 
 // roles are the values HOOKD_ROLES accepts.
 func roles() []string { return []string{"ingest", "process", "sweep"} }
+
+// hookdEnv is every HOOKD_* variable hookd reads, taken from its configuration loader (one per
+// key, named after the key's path), mapped to that path; plus HOOKD_CONFIG (the file itself)
+// and HOOKD_GITHUB_WEBHOOK_SECRET, the one variable not named after its key, which is checked
+// by loading it.
+func hookdEnv(t *testing.T) map[string]string {
+	t.Helper()
+	out := map[string]string{"HOOKD_CONFIG": ""}
+	for _, v := range config.EnvVars(&config.Config{}) {
+		out[v.Name] = v.Path
+	}
+	cfg, err := config.Load("", lookup(map[string]string{"HOOKD_GITHUB_WEBHOOK_SECRET": "new,old"}))
+	if err != nil || !slices.Equal(cfg.GitHub.WebhookSecrets, []string{"new", "old"}) {
+		t.Fatalf("HOOKD_GITHUB_WEBHOOK_SECRET=new,old does not set github.webhook_secrets (%v, %v)", cfg, err)
+	}
+	out["HOOKD_GITHUB_WEBHOOK_SECRET"] = "github.webhook_secrets"
+	if !strings.Contains(string(readFile(t, filepath.Join(repoRoot, "cmd", "hookd", "root.go"))), `os.Getenv("HOOKD_CONFIG")`) {
+		t.Fatal("cmd/hookd/root.go no longer reads HOOKD_CONFIG")
+	}
+	return out
+}
+
+// TestDocumentedEnvIsHookds holds the documented variables to the ones hookd's loader reads, so
+// that a renamed key fails here rather than being ignored in a deployment.
+func TestDocumentedEnvIsHookds(t *testing.T) {
+	t.Parallel()
+	known := hookdEnv(t)
+	for _, name := range sortedKeys(documentedEnv()) {
+		if _, ok := known[name]; !ok {
+			t.Errorf("%s is documented but hookd does not read it (hookd config env lists what it reads)", name)
+		}
+	}
+}
+
+// TestDeployDocDefaults compares the defaults column of docs/DEPLOY.md's variable table with
+// the defaults hookd's loader fills in.
+func TestDeployDocDefaults(t *testing.T) {
+	t.Parallel()
+	cfg := defaultConfig(t)
+	paths := hookdEnv(t)
+	row := regexp.MustCompile("(?m)^\\| `(HOOKD_[A-Z0-9_]+)` \\|.*\\| ([^|]+) \\|$")
+	rows := row.FindAllStringSubmatch(string(readFile(t, filepath.Join(repoRoot, "docs", "DEPLOY.md"))), -1)
+	if len(rows) < len(documentedEnv()) {
+		t.Fatalf("docs/DEPLOY.md: found %d rows of the variable table; want one per documented variable (%d)", len(rows), len(documentedEnv()))
+	}
+	for _, m := range rows {
+		name, cell := m[1], strings.TrimSpace(m[2])
+		path := paths[name]
+		if path == "" {
+			continue // HOOKD_CONFIG: not a key
+		}
+		v, ok := fieldByPath(reflect.ValueOf(*cfg), path)
+		if !ok {
+			t.Errorf("%s: no configuration key %s", name, path)
+			continue
+		}
+		if err := sameDefault(cell, v); err != nil {
+			t.Errorf("docs/DEPLOY.md: %s defaults to %q, but hookd's default for %s is %v: %v", name, cell, path, v.Interface(), err)
+		}
+	}
+}
+
+// defaultConfig is hookd's configuration with nothing set: every default.
+func defaultConfig(t *testing.T) *config.Config {
+	t.Helper()
+	cfg, err := config.Load("", lookup(map[string]string{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// TestDeployDocNumbers checks the shutdown figures docs/DEPLOY.md quotes against hookd's
+// defaults and the chart's values.
+func TestDeployDocNumbers(t *testing.T) {
+	t.Parallel()
+	doc := string(readFile(t, filepath.Join(repoRoot, "docs", "DEPLOY.md")))
+	values := loadValues(t)
+	drain := drainTime(defaultConfig(t))
+	number := func(re string) int {
+		t.Helper()
+		m := regexp.MustCompile(re).FindStringSubmatch(doc)
+		if m == nil {
+			t.Fatalf("docs/DEPLOY.md no longer says %s", re)
+		}
+		n, _ := strconv.Atoi(m[1])
+		return n
+	}
+	if n := number(`--stop-timeout (\d+)`); time.Duration(n)*time.Second <= drain {
+		t.Errorf("docs/DEPLOY.md: docker run --stop-timeout %d is not over hookd's %s drain", n, drain)
+	}
+	if n := number("drains for up to (\\d+) s on SIGTERM \\(`shutdown_timeout`\\)"); time.Duration(n)*time.Second != drain {
+		t.Errorf("docs/DEPLOY.md: hookd drains for up to %d s; it is %s", n, drain)
+	}
+	if n := number(`then drain within (\d+) s`); time.Duration(n)*time.Second != drain {
+		t.Errorf("docs/DEPLOY.md: pods drain within %d s; hookd's drain is %s", n, drain)
+	}
+	if n, v := number("`terminationGracePeriodSeconds` is (\\d+)"), dig(t, values, "terminationGracePeriodSeconds"); n != v {
+		t.Errorf("docs/DEPLOY.md: terminationGracePeriodSeconds is %d; values.yaml has %v", n, v)
+	}
+	if n, v := number("`preStopSleepSeconds` \\((\\d+) s"), dig(t, values, "preStopSleepSeconds"); n != v {
+		t.Errorf("docs/DEPLOY.md: preStopSleepSeconds is %d s; values.yaml has %v", n, v)
+	}
+}
+
+// fieldByPath finds the field at a dotted yaml path.
+func fieldByPath(v reflect.Value, path string) (reflect.Value, bool) {
+	for _, key := range strings.Split(path, ".") {
+		found := false
+		for i := 0; i < v.NumField(); i++ {
+			tag := strings.Split(v.Type().Field(i).Tag.Get("yaml"), ",")[0]
+			if tag == "" {
+				tag = strings.ToLower(v.Type().Field(i).Name)
+			}
+			if tag == key {
+				v, found = v.Field(i), true
+				break
+			}
+		}
+		if !found {
+			return reflect.Value{}, false
+		}
+	}
+	return v, true
+}
+
+// sameDefault compares a documented default (the first `code` span, or none, empty, all ...)
+// with a loaded value.
+func sameDefault(cell string, v reflect.Value) error {
+	if m := regexp.MustCompile("`([^`]*)`").FindStringSubmatch(cell); m != nil {
+		want := m[1]
+		switch x := v.Interface().(type) {
+		case time.Duration:
+			d, err := time.ParseDuration(want)
+			if err != nil || d != x {
+				return fmt.Errorf("want %s", x)
+			}
+		case string:
+			if x != want {
+				return fmt.Errorf("want %q", x)
+			}
+		case int:
+			if strconv.Itoa(x) != want {
+				return fmt.Errorf("want %d", x)
+			}
+		default:
+			return fmt.Errorf("cannot compare a %T; extend sameDefault", x)
+		}
+		return nil
+	}
+	switch {
+	case cell == "none" || cell == "empty":
+		if !v.IsZero() && !(v.Kind() == reflect.Slice && v.Len() == 0) {
+			return fmt.Errorf("want it documented, it is not empty")
+		}
+	case strings.HasPrefix(cell, "all"):
+		if got, ok := v.Interface().([]string); !ok || !slices.Equal(got, roles()) {
+			return fmt.Errorf("want all of %v", roles())
+		}
+	default:
+		return fmt.Errorf("unreadable default %q: write it as `value`, none, empty or all", cell)
+	}
+	return nil
+}
 
 // notEnv are HOOKD_-prefixed names that are not environment variables: JetStream stream names.
 func notEnv() []string { return []string{broker.StreamEvents, broker.StreamDLQ} }

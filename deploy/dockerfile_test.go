@@ -282,6 +282,12 @@ func TestDockerfile(t *testing.T) {
 		if !ignore.excludes(".git/HEAD") {
 			t.Errorf("%s.dockerignore should exclude .git (size, and secrets in its config)", file)
 		}
+		// Keys where docs/DEPLOY.md puts them: the repository root (docker run) and compose's secrets.
+		for _, secret := range []string{"app.pem", "deploy/compose/secrets/github-app.pem", "deploy/compose/.env"} {
+			if !ignore.excludes(secret) {
+				t.Errorf("%s.dockerignore sends %s to the builder", file, secret)
+			}
+		}
 	})
 }
 

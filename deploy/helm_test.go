@@ -295,8 +295,8 @@ func TestHelmChart(t *testing.T) {
 		}
 		grace, _ := dig(t, values, "terminationGracePeriodSeconds").(int)
 		sleep, _ := dig(t, values, "preStopSleepSeconds").(int)
-		if grace < 25+sleep+5 {
-			t.Errorf("values.yaml: terminationGracePeriodSeconds %d leaves no margin over preStopSleepSeconds %d + hookd's 25s shutdown_timeout", grace, sleep)
+		if drain := int(drainTime(defaultConfig(t)).Seconds()); grace < drain+sleep+5 {
+			t.Errorf("values.yaml: terminationGracePeriodSeconds %d leaves no margin over preStopSleepSeconds %d + hookd's %ds drain (shutdown_timeout)", grace, sleep, drain)
 		}
 	})
 
