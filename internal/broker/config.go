@@ -45,7 +45,8 @@ type Config struct {
 	// Replicas of every stream and bucket; 1 on a single server, 3 on a 3-node cluster. Default 1.
 	Replicas int `yaml:"replicas"`
 	// Partitions of the events stream: tenants hash to partitions, each partition has one active
-	// processor at a time. Default 16. Raising it later leaves stored events where they are.
+	// processor at a time. Default 16. Ensure refuses to change it while the events stream holds
+	// events (see Ensure); purge the stream first.
 	Partitions int `yaml:"partitions"`
 	// MaxAge is how long stored events are kept, and so the de-duplication window. Default and
 	// minimum 4 days (GitHub.com redelivers for 3); with GitHub Enterprise Server, which
@@ -124,6 +125,9 @@ func (c Config) Validate() error {
 	}
 	if c.DLQMaxAge <= 0 {
 		errs = append(errs, errors.New("nats.dlq_max_age: must be positive"))
+	}
+	if c.ConnectTimeout < 0 {
+		errs = append(errs, fmt.Errorf("nats.connect_timeout: must be positive, got %s", c.ConnectTimeout))
 	}
 	return errors.Join(errs...)
 }

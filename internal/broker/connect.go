@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	neturl "net/url"
 	"strings"
 	"time"
 
@@ -13,13 +14,53 @@ import (
 )
 
 // Connect opens a connection that reconnects forever (hookd outlives NATS restarts) and logs
-// disconnects. The first connection must succeed within cfg.ConnectTimeout.
+// disconnects. The first connection must succeed within cfg.ConnectTimeout, however many servers
+// url lists, and before ctx ends.
 func Connect(ctx context.Context, url string, cfg Config, name string, log zerolog.Logger) (*nats.Conn, error) {
 	timeout := cfg.ConnectTimeout
 	if timeout == 0 {
 		timeout = 10 * time.Second
 	}
-	nc, err := nats.Connect(url,
+	type result struct {
+		nc  *nats.Conn
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		nc, err := connect(url, timeout, name, log)
+		done <- result{nc, err}
+	}()
+	tctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var r result
+	select {
+	case r = <-done:
+	case <-tctx.Done():
+		// nats.Connect tries each listed server in turn, each within timeout, and cannot be
+		// interrupted: a connection it makes after all is closed.
+		go func() {
+			if r := <-done; r.nc != nil {
+				r.nc.Close()
+			}
+		}()
+		r.err = ctx.Err()
+		if r.err == nil {
+			r.err = fmt.Errorf("no connection within nats.connect_timeout (%s): %w", timeout, tctx.Err())
+		}
+	}
+	if r.err != nil {
+		err := r.err
+		var uerr *neturl.Error
+		if errors.As(err, &uerr) {
+			err = fmt.Errorf("invalid URL: %w", uerr.Err) // the url.Error repeats the URL, credentials and all
+		}
+		return nil, fmt.Errorf("connect to NATS at %s: %w (check nats.url / HOOKD_NATS_URL and that the server is up)", redact(url), err)
+	}
+	return r.nc, nil
+}
+
+func connect(url string, timeout time.Duration, name string, log zerolog.Logger) (*nats.Conn, error) {
+	return nats.Connect(url,
 		nats.Name(name),
 		nats.Timeout(timeout),
 		nats.MaxReconnects(-1),
@@ -43,19 +84,19 @@ func Connect(ctx context.Context, url string, cfg Config, name string, log zerol
 			log.Error().Err(err).Str("subject", subj).Msg("NATS async error")
 		}),
 	)
-	if err != nil {
-		return nil, fmt.Errorf("connect to NATS at %s: %w (check nats.url / HOOKD_NATS_URL and that the server is up)", redact(url), err)
-	}
-	return nc, nil
 }
 
-// redact hides credentials in a NATS URL list.
+// redact hides credentials in a NATS URL list, with or without a scheme (nats.go accepts
+// user:password@host:port).
 func redact(url string) string {
 	parts := strings.Split(url, ",")
 	for i, p := range parts {
 		if at := strings.LastIndex(p, "@"); at >= 0 {
 			if s := strings.Index(p, "://"); s >= 0 && s < at {
 				parts[i] = p[:s+3] + "***" + p[at:]
+			} else {
+				lead := p[:len(p)-len(strings.TrimLeft(p, " "))]
+				parts[i] = lead + "***" + p[at:]
 			}
 		}
 	}

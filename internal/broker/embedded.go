@@ -43,18 +43,33 @@ func StartEmbedded(cfg Config, log zerolog.Logger) (*server.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("embedded nats-server: %w", err)
 	}
-	srv.SetLoggerV2(natsLogger{log.With().Str("component", "nats-server").Logger()}, false, false, false)
+	fatal := make(chan string, 1)
+	srv.SetLoggerV2(natsLogger{log.With().Str("component", "nats-server").Logger(), fatal}, false, false, false)
 	go srv.Start()
-	if !srv.ReadyForConnections(30 * time.Second) {
-		srv.Shutdown()
-		return nil, fmt.Errorf("embedded nats-server did not become ready on %s within 30s (is the port taken? set nats.listen)", cfg.Listen)
+	// The server reports what stops it from starting (a taken port, a store directory it cannot
+	// use) through Fatalf and then never becomes ready: fail with its reason at once.
+	for deadline := time.Now().Add(30 * time.Second); !srv.ReadyForConnections(100 * time.Millisecond); {
+		select {
+		case msg := <-fatal:
+			srv.Shutdown()
+			return nil, fmt.Errorf("embedded nats-server did not start: %s (a port in use: set nats.listen; a store that cannot be created or written: set nats.data_dir, now %s)", msg, cfg.DataDir)
+		default:
+		}
+		if time.Now().After(deadline) {
+			srv.Shutdown()
+			return nil, fmt.Errorf("embedded nats-server did not become ready on %s within 30s (is the port taken? set nats.listen)", cfg.Listen)
+		}
 	}
 	log.Info().Str("url", srv.ClientURL()).Str("store_dir", opts.StoreDir).Str("sync", cfg.Sync).Msg("embedded JetStream started")
 	return srv, nil
 }
 
-// natsLogger adapts zerolog to nats-server's logger.
-type natsLogger struct{ l zerolog.Logger }
+// natsLogger adapts zerolog to nats-server's logger. fatal, when not nil, receives the first
+// Fatalf message (the server calls Fatalf when it cannot start).
+type natsLogger struct {
+	l     zerolog.Logger
+	fatal chan<- string
+}
 
 // Noticef is debug (the server's start-up banner is long) except for what an operator must see:
 // a slow consumer means a client was disconnected and its in-flight work waits for ack_wait.
@@ -75,7 +90,13 @@ func (n natsLogger) Warnf(f string, v ...any) {
 	}
 	n.l.Warn().Msgf(f, v...)
 }
-func (n natsLogger) Fatalf(f string, v ...any) { n.l.Error().Msgf(f, v...) }
+func (n natsLogger) Fatalf(f string, v ...any) {
+	n.l.Error().Msgf(f, v...)
+	select {
+	case n.fatal <- fmt.Sprintf(f, v...):
+	default:
+	}
+}
 func (n natsLogger) Errorf(f string, v ...any) { n.l.Error().Msgf(f, v...) }
 func (n natsLogger) Debugf(f string, v ...any) { n.l.Trace().Msgf(f, v...) }
 func (n natsLogger) Tracef(f string, v ...any) { n.l.Trace().Msgf(f, v...) }

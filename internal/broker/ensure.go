@@ -2,7 +2,10 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -64,20 +67,89 @@ func BucketConfigs(cfg Config) []jetstream.KeyValueConfig {
 }
 
 // Ensure creates or updates every stream and KV bucket hookd uses. It is idempotent: run at every
-// start by every replica.
+// start by every replica. It refuses to change the partition count of an events stream that
+// holds events (see checkPartitions), and says what to do when an existing stream has settings
+// JetStream cannot change.
 func Ensure(ctx context.Context, js jetstream.JetStream, cfg Config) error {
-	for _, sc := range []jetstream.StreamConfig{EventsStreamConfig(cfg), DLQStreamConfig(cfg)} {
+	events := EventsStreamConfig(cfg)
+	if err := checkPartitions(ctx, js, events, cfg.Partitions); err != nil {
+		return err
+	}
+	for _, sc := range []jetstream.StreamConfig{events, DLQStreamConfig(cfg)} {
 		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
-			return fmt.Errorf("create or update stream %s: %w", sc.Name, err)
+			return fmt.Errorf("create or update stream %s: %w%s", sc.Name, err, immutableHint(err, sc.Name))
 		}
 	}
 	for _, kc := range BucketConfigs(cfg) {
 		if _, err := js.CreateOrUpdateKeyValue(ctx, kc); err != nil {
-			return fmt.Errorf("create or update KV bucket %s: %w", kc.Bucket, err)
+			return fmt.Errorf("create or update KV bucket %s: %w%s", kc.Bucket, err, immutableHint(err, "KV_"+kc.Bucket))
 		}
 	}
 	return nil
 }
+
+// errMismatch marks an existing stream that Ensure must not bring to hookd's settings.
+var errMismatch = errors.New("the existing stream does not match hookd's configuration")
+
+// checkPartitions refuses to change the partition count (the subject transform) of an events
+// stream that holds events: a stored delivery's subject names its partition, so after the change
+// GitHub's redelivery of it would be stored a second time (the one-message-per-subject limit no
+// longer sees it), and a repository's earlier and later events would sit in two partitions,
+// handled concurrently and out of order; with fewer partitions, events in the dropped ones would
+// never be handled. An empty stream (a new one, or one purged after the processor handled
+// everything) takes the new count.
+func checkPartitions(ctx context.Context, js jetstream.JetStream, want jetstream.StreamConfig, partitions int) error {
+	s, err := js.Stream(ctx, want.Name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("look up stream %s: %w", want.Name, err)
+	}
+	info := s.CachedInfo()
+	have := info.Config.SubjectTransform
+	if info.State.Msgs == 0 || (have != nil && *have == *want.SubjectTransform) {
+		return nil
+	}
+	was := "another subject transform"
+	if n, ok := transformPartitions(have); ok {
+		was = strconv.Itoa(n) + " partitions"
+	}
+	return fmt.Errorf("nats.partitions: stream %s holds %d events stored with %s, not the %d partitions configured: %w; "+
+		"changing the partition count would store GitHub's redeliveries of them a second time and split repositories' events over two partitions, out of order. "+
+		"Set nats.partitions (HOOKD_NATS_PARTITIONS) back to what it was, or, to repartition: stop ingest, wait until hookd status shows no pending events, "+
+		"run `nats stream purge %s` (redeliveries of the purged deliveries are then stored again), and start hookd with the new count",
+		want.Name, info.State.Msgs, was, partitions, errMismatch, want.Name)
+}
+
+// transformPartitions reads the partition count of an events stream's subject transform.
+func transformPartitions(t *jetstream.SubjectTransformConfig) (int, bool) {
+	if t == nil {
+		return 0, false
+	}
+	_, rest, ok := strings.Cut(t.Destination, "{{partition(")
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(rest, ",", 2)[0]))
+	return n, err == nil
+}
+
+// immutableHint says what to do when JetStream refused an update of an existing stream (name)
+// because it changes a setting that cannot change, such as the storage type or the retention.
+func immutableHint(err error, name string) string {
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) || apiErr.ErrorCode != jsErrCodeStreamInvalidConfig || !strings.Contains(apiErr.Description, "update can not") {
+		return ""
+	}
+	return fmt.Sprintf(" (the existing stream %s was created with settings that JetStream cannot change to hookd's: compare `nats stream info %s` "+
+		"with docs/ARCHITECTURE.md; to let hookd recreate it, back it up (`nats stream backup`) and remove it (`nats stream rm %s`) "+
+		"once the processor has handled what it holds)", name, name, name)
+}
+
+// jsErrCodeStreamInvalidConfig is JetStream's JSStreamInvalidConfigF (server/errors.json), which
+// nats.go does not name.
+const jsErrCodeStreamInvalidConfig jetstream.ErrorCode = 10052
 
 // Open connects to NATS at url, and makes sure every stream and bucket exists (Ensure, within
 // 30 s): what each hookd process and tool does first. The caller closes the connection.
@@ -95,6 +167,9 @@ func Open(ctx context.Context, url string, cfg Config, name string, log zerolog.
 	defer cancel()
 	if err := Ensure(ectx, js, cfg); err != nil {
 		nc.Close()
+		if errors.Is(err, errMismatch) {
+			return nil, nil, err
+		}
 		return nil, nil, fmt.Errorf("%w (with an external NATS: is JetStream enabled, and are there nats.replicas=%d servers?)", err, cfg.Replicas)
 	}
 	return nc, js, nil

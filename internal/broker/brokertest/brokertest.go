@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -89,27 +90,42 @@ var (
 	buildErr  error
 )
 
-// ServerBinary builds the nats-server binary of the module's nats-server version once per test
-// binary run and returns its path.
+// ServerBinary returns the path of a nats-server binary of the module's nats-server version. It
+// is built once into the user's cache directory (os.UserCacheDir()/hookd-test, one file per
+// nats-server and Go version) and reused by later test runs, so that runs leave no copies behind;
+// concurrent test binaries may build it at once, each renaming its build into place.
 func ServerBinary(t testing.TB) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "hookd-nats-server-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "nats-server")
-		cmd := exec.Command("go", "build", "-o", binPath, "github.com/nats-io/nats-server/v2")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build nats-server: %v\n%s", err, out)
-		}
-	})
+	buildOnce.Do(func() { binPath, buildErr = buildServer() })
 	if buildErr != nil {
 		t.Fatal(buildErr)
 	}
 	return binPath
+}
+
+func buildServer() (string, error) {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		dir = os.TempDir()
+	}
+	dir = filepath.Join(dir, "hookd-test")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "nats-server-v"+server.VERSION+"-"+runtime.Version())
+	if fi, err := os.Stat(bin); err == nil && fi.Mode().IsRegular() {
+		return bin, nil
+	}
+	tmp, err := os.MkdirTemp(dir, "build-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(tmp)
+	out, err := exec.Command("go", "build", "-o", filepath.Join(tmp, "nats-server"), "github.com/nats-io/nats-server/v2").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("go build nats-server: %v\n%s", err, out)
+	}
+	return bin, os.Rename(filepath.Join(tmp, "nats-server"), bin)
 }
 
 // Process is a nats-server running as its own OS process.

@@ -1,0 +1,63 @@
+package brokertest
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// TestServerBinary: the binary is the module's nats-server version, kept in the user's cache
+// directory for the next run, and nothing is left in the temp directory.
+func TestServerBinary(t *testing.T) {
+	// Keep Go's own build cache where it is: it too defaults to the user's cache directory.
+	out, err := exec.Command("go", "env", "GOCACHE").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("GOCACHE", strings.TrimSpace(string(out)))
+	tmp, cache := t.TempDir(), t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	t.Setenv("XDG_CACHE_HOME", cache)
+
+	fresh := func() { buildOnce, binPath, buildErr = sync.Once{}, "", nil } // as in a new test binary
+	fresh()
+	t.Cleanup(fresh)
+
+	bin := ServerBinary(t)
+	if !strings.HasPrefix(bin, filepath.Join(cache, "hookd-test")+string(filepath.Separator)) {
+		t.Errorf("binary at %s, want it under %s", bin, cache)
+	}
+	version, err := exec.Command(bin, "--version").Output()
+	if err != nil || !strings.Contains(string(version), server.VERSION) {
+		t.Errorf("%s --version: %q, %v; want %s", bin, version, err, server.VERSION)
+	}
+	left, err := os.ReadDir(tmp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range left {
+		t.Errorf("left behind in the temp directory: %s", e.Name())
+	}
+	build, _ := filepath.Glob(filepath.Join(cache, "hookd-test", "build-*"))
+	if len(build) > 0 {
+		t.Errorf("build directories left behind: %v", build)
+	}
+
+	// The next run reuses the binary instead of building another.
+	before, err := os.Stat(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh()
+	if again := ServerBinary(t); again != bin {
+		t.Errorf("next run: binary at %s, want %s again", again, bin)
+	}
+	if after, err := os.Stat(bin); err != nil || !after.ModTime().Equal(before.ModTime()) {
+		t.Errorf("next run rebuilt the binary (%v)", err)
+	}
+}
