@@ -126,8 +126,14 @@ func (c *Config) Validate() error {
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("shutdown_timeout: must be positive, got %s", c.ShutdownTimeout))
 	}
+	// The processor validates the retry policy it is given, the top-level one (c.Processor.Retry
+	// is c.Retry): check the rest of it with a valid policy so that each retry problem is
+	// reported once.
+	proc := c.Processor
+	proc.Retry = planner.RetryPolicy{}
+	proc.Retry.Defaults()
 	errs = append(errs, c.NATS.Validate(), c.Retry.Validate(), c.GitHub.Validate(), c.HTTP.Validate(),
-		c.Processor.Validate(), c.Scheduler.Validate(), c.Tenants.Validate(), c.Sweep.Validate())
+		proc.Validate(), c.Scheduler.Validate(), c.Tenants.Validate(), c.Sweep.Validate())
 	if c.Sweep.RedeliveryWindow >= c.NATS.MaxAge {
 		errs = append(errs, fmt.Errorf("sweep.redelivery_window (%s) must be shorter than nats.max_age (%s): deliveries GitHub can still redeliver must still be remembered, or a redelivery is stored twice; raise nats.max_age (GitHub Enterprise Server: 192h)", c.Sweep.RedeliveryWindow, c.NATS.MaxAge))
 	}
@@ -184,7 +190,20 @@ func decode(r io.Reader, c *Config) error {
 	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
 		return err
 	}
-	return nil
+	// A second document (after a --- line) would be ignored, settings and typos alike.
+	for {
+		var more yaml.Node
+		err := dec.Decode(&more)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if len(more.Content) > 0 && more.Content[0].Tag != "!!null" {
+			return fmt.Errorf("line %d: a second YAML document (after a --- line); hookd reads one: merge them into one document", more.Content[0].Line)
+		}
+	}
 }
 
 type indented struct{ err error }

@@ -50,12 +50,39 @@ func TestLoad(t *testing.T) {
 			t.Fatalf("merged config: %+v", c)
 		}
 	})
+	t.Run("env sets an optional setting", func(t *testing.T) {
+		// sweep.redeliver is a *bool (unset means true): its variable must not be ignored.
+		p := writeFile(t, "sweep:\n  redeliver: true\n")
+		c, err := Load(p, envMap(map[string]string{"HOOKD_SWEEP_REDELIVER": "false"}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Sweep.Redeliver == nil || *c.Sweep.Redeliver {
+			t.Fatal("sweep.redeliver is not false: HOOKD_SWEEP_REDELIVER=false was ignored")
+		}
+		_, err = Load("", envMap(map[string]string{"HOOKD_SWEEP_REDELIVER": "maybe"}))
+		if err == nil || !strings.Contains(err.Error(), "HOOKD_SWEEP_REDELIVER") {
+			t.Fatalf("bad HOOKD_SWEEP_REDELIVER: err = %v", err)
+		}
+	})
+	t.Run("each problem once", func(t *testing.T) {
+		_, err := Load("", envMap(map[string]string{"HOOKD_RETRY_JITTER": "2", "HOOKD_PROCESSOR_CONCURRENCY": "-1"}))
+		if err == nil {
+			t.Fatal("want an error")
+		}
+		for _, key := range []string{"retry.jitter", "processor.concurrency"} {
+			if n := strings.Count(err.Error(), key); n != 1 {
+				t.Errorf("%s reported %d times in %q, want once", key, n, err)
+			}
+		}
+	})
 	for _, tc := range []struct {
 		name, file string
 		env        map[string]string
 		want       []string
 	}{
 		{"unknown key", "nats:\n  partitons: 3\n", nil, []string{"partitons"}},
+		{"second document", "nats:\n  partitions: 8\n---\nnats:\n  partitons: 3\n", nil, []string{"line 4", "second YAML document"}},
 		{"bad yaml", "nats: [\n", nil, []string{"config file"}},
 		{"bad env duration", "", map[string]string{"HOOKD_RETRY_MAX": "soon"}, []string{"HOOKD_RETRY_MAX", "duration"}},
 		{"bad env int", "", map[string]string{"HOOKD_NATS_REPLICAS": "three"}, []string{"HOOKD_NATS_REPLICAS", "integer"}},
@@ -78,6 +105,16 @@ func TestLoad(t *testing.T) {
 			}
 		})
 	}
+	t.Run("one document", func(t *testing.T) {
+		for _, file := range []string{"---\nnats:\n  partitions: 8\n", "nats:\n  partitions: 8\n---\n# nothing more\n"} {
+			c, err := Load(writeFile(t, file), envMap(nil))
+			if err != nil {
+				t.Errorf("%q: %v", file, err)
+			} else if c.NATS.Partitions != 8 {
+				t.Errorf("%q: nats.partitions = %d, want 8", file, c.NATS.Partitions)
+			}
+		}
+	})
 	t.Run("missing file", func(t *testing.T) {
 		_, err := Load(filepath.Join(t.TempDir(), "nope.yaml"), envMap(nil))
 		if err == nil || !strings.Contains(err.Error(), "HOOKD_CONFIG") {
@@ -95,6 +132,7 @@ func TestEnvVars(t *testing.T) {
 	}
 	for name, path := range map[string]string{
 		"HOOKD_NATS_URL": "nats.url", "HOOKD_DATA_DIR": "data_dir", "HOOKD_LOG_LEVEL": "log.level", "HOOKD_LOG_FORMAT": "log.format",
+		"HOOKD_SWEEP_REDELIVER": "sweep.redeliver",
 	} {
 		if names[name] != path {
 			t.Errorf("%s maps to %q, want %q", name, names[name], path)

@@ -31,7 +31,11 @@ type EnvVar struct {
 func EnvVars(v any) []EnvVar {
 	var out []EnvVar
 	walk(reflect.ValueOf(v).Elem(), "", func(path string, f reflect.Value) {
-		out = append(out, EnvVar{Name: envName(path), Path: path, Type: f.Type().String()})
+		t := f.Type()
+		if t.Kind() == reflect.Pointer {
+			t = t.Elem() // an optional setting (*bool): unset means its default
+		}
+		out = append(out, EnvVar{Name: envName(path), Path: path, Type: t.String()})
 	})
 	return out
 }
@@ -99,7 +103,8 @@ func walk(v reflect.Value, prefix string, fn func(path string, f reflect.Value))
 			walk(f, path, fn)
 		case f.Kind() == reflect.Slice && f.Type().Elem().Kind() == reflect.Struct:
 			// file-only (e.g. rules)
-		case f.Kind() == reflect.Map || f.Kind() == reflect.Pointer || f.Kind() == reflect.Interface || f.Kind() == reflect.Func:
+		case f.Kind() == reflect.Pointer && f.Type().Elem().Kind() == reflect.Struct:
+		case f.Kind() == reflect.Map || f.Kind() == reflect.Interface || f.Kind() == reflect.Func:
 		default:
 			fn(path, f)
 		}
@@ -107,6 +112,14 @@ func walk(v reflect.Value, prefix string, fn func(path string, f reflect.Value))
 }
 
 func setFromString(f reflect.Value, s string) error {
+	if f.Kind() == reflect.Pointer { // an optional setting such as sweep.redeliver (*bool)
+		v := reflect.New(f.Type().Elem())
+		if err := setFromString(v.Elem(), s); err != nil {
+			return err
+		}
+		f.Set(v)
+		return nil
+	}
 	if f.Type() == durationType {
 		d, err := time.ParseDuration(s)
 		if err != nil {
