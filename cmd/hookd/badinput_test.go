@@ -48,13 +48,16 @@ func TestServeBadInput(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			cfg := testConfig(t, t.TempDir(), fake)
+			cfg.HTTP.Addr = "127.0.0.1:0"
 			tc.mod(t, cfg)
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			a, err := newApp(ctx, cfg, newLogger(config.Log{Level: "error"}, io.Discard), appOptions{})
 			if err == nil {
-				a.Close()
-				t.Fatal("serve started; want an error")
+				// What needs GitHub fails in Run, after /healthz is up.
+				if err = a.Run(ctx); err == nil {
+					t.Fatal("serve ran and stopped without an error; want one")
+				}
 			}
 			for _, w := range tc.want {
 				if !strings.Contains(err.Error(), w) {

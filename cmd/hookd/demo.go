@@ -129,7 +129,7 @@ func startDemoEnv(ctx context.Context, dir string, logs io.Writer, mutate func(*
 	e.cancel = cancel
 	go func() { e.done <- a.Run(runCtx) }()
 	select {
-	case <-a.sched.Ready():
+	case <-a.ready():
 	case err := <-e.done:
 		fake.Close()
 		return nil, fmt.Errorf("hookd stopped before it was ready: %v", err)

@@ -107,16 +107,22 @@ type app struct {
 	js    jetstream.JetStream
 	gh    *ghapp.App // nil without credentials
 	http  *ingest.Server
-	sched *planner.Scheduler // nil without credentials
+	sched *planner.Scheduler // nil without credentials; set by plan before planned is closed
 	sweep *sweep.Service     // nil without credentials
 	specs []planner.Spec     // this process's task specs, planned again when tenants change
 	ln    net.Listener
+
+	opts    appOptions
+	budget  *ghapp.KVBudget
+	obs     *rateObserver
+	planned chan struct{} // closed when plan returned (sched is set if it succeeded)
+	stopped chan struct{} // closed when Run returned
 }
 
 // newApp connects to (or starts) JetStream, ensures the topology and builds every part the roles
 // ask for. Errors here stop the process with a message naming the setting.
 func newApp(ctx context.Context, cfg *config.Config, log zerolog.Logger, o appOptions) (a *app, err error) {
-	a = &app{cfg: cfg, log: log, reg: o.Registry, ln: o.Listener}
+	a = &app{cfg: cfg, log: log, reg: o.Registry, ln: o.Listener, opts: o, planned: make(chan struct{}), stopped: make(chan struct{})}
 	if a.reg == nil {
 		a.reg = prometheus.NewRegistry()
 		a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -147,15 +153,27 @@ func newApp(ctx context.Context, cfg *config.Config, log zerolog.Logger, o appOp
 		ready = append(ready, func(context.Context) error { return errors.New(msg) })
 	}
 	if cfg.GitHub.CanCallAPI() {
-		if err := a.plan(ctx, o); err != nil {
+		// The key is read here, so that a bad one stops the process at once; what needs GitHub
+		// (checking the app, listing its installations, planning) runs in Run, once /healthz is
+		// served, however long GitHub takes or makes hookd wait.
+		a.obs = &rateObserver{}
+		a.budget = ghapp.NewKVBudget(ctx, a.js, log)
+		if a.gh, err = ghapp.New(cfg.GitHub, ghapp.Options{OnResponse: a.obs.observe, Budget: a.budget}); err != nil {
 			return nil, err
 		}
 		ready = append(ready, func(context.Context) error {
-			if !a.sched.PreflightsPassed() {
+			select {
+			case <-a.planned:
+			default:
+				return errors.New("starting: checking the GitHub App and listing its installations")
+			}
+			if a.sched == nil || !a.sched.PreflightsPassed() {
 				return errors.New("preflights have not passed yet")
 			}
 			return nil
 		})
+	} else {
+		close(a.planned)
 	}
 
 	secrets := cfg.GitHub.WebhookSecrets
@@ -192,15 +210,9 @@ func missingCredentials(cfg *config.Config) []string {
 // handlers and rules, the task specs of this process's roles, and the scheduler with the first
 // plan over the installations GitHub lists.
 func (a *app) plan(ctx context.Context, o appOptions) error {
-	cfg, log := a.cfg, a.log
-	obs := &rateObserver{}
-	budget := ghapp.NewKVBudget(ctx, a.js, log)
-	var err error
-	if a.gh, err = ghapp.New(cfg.GitHub, ghapp.Options{OnResponse: obs.observe, Budget: budget}); err != nil {
-		return err
-	}
+	cfg, log, budget := a.cfg, a.log, a.budget
 	var installs []planner.Installation
-	err = retryOnce(ctx, cfg.Retry, log.With().Str("task", "preflight:installations").Logger(), func(ctx context.Context) (err error) {
+	err := retryOnce(ctx, cfg.Retry, log.With().Str("task", "preflight:installations").Logger(), func(ctx context.Context) (err error) {
 		if cfg.Processor.BotLogin == "" {
 			// The app's own bot is "<slug>[bot]": events it sends must not trigger rules.
 			app, _, err := a.gh.Client().Apps.Get(ctx, "")
@@ -228,7 +240,7 @@ func (a *app) plan(ctx context.Context, o appOptions) error {
 	}); err != nil {
 		return err
 	}
-	obs.svc.Store(a.sweep)
+	a.obs.svc.Store(a.sweep)
 	a.sweep.SetInstallations(installs)
 
 	checks := &preflight.Checks{GitHub: a.gh, Needs: needs, PublicURL: cfg.GitHub.PublicURL, Log: log}
@@ -267,8 +279,12 @@ func (a *app) plan(ctx context.Context, o appOptions) error {
 	}
 	sc := cfg.Scheduler
 	sc.Policy, sc.Log, sc.Registerer = cfg.Retry, log, a.reg
-	a.sched, err = planner.NewScheduler(plan, sc)
-	return err
+	sched, err := planner.NewScheduler(plan, sc)
+	if err != nil {
+		return err
+	}
+	a.sched = sched
+	return nil
 }
 
 // planFor is the Planner over this process's specs: installations to named units.
@@ -308,6 +324,7 @@ func (r *rateObserver) observe(installationID int64, resp *http.Response) {
 func (a *app) Run(ctx context.Context) error {
 	defer a.Close()
 	a.log.Info().Strs("roles", a.cfg.Roles).Str("version", version).Msg("hookd serving")
+	defer close(a.stopped)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		if a.ln != nil {
@@ -315,8 +332,15 @@ func (a *app) Run(ctx context.Context) error {
 		}
 		return a.http.Run(gctx)
 	})
-	if a.sched != nil {
-		g.Go(func() error { return a.sched.Run(gctx) })
+	if a.gh != nil {
+		g.Go(func() error {
+			err := a.plan(gctx, a.opts)
+			close(a.planned)
+			if err != nil {
+				return err
+			}
+			return a.sched.Run(gctx)
+		})
 	}
 	err := g.Wait()
 	if err != nil && !errors.Is(err, context.Canceled) {
@@ -325,6 +349,28 @@ func (a *app) Run(ctx context.Context) error {
 	}
 	a.log.Info().Msg("hookd stopped")
 	return nil
+}
+
+// ready is closed once the scheduler's preflights passed and its workers started; never if
+// Run ends first (tests and the demo wait on it beside Run's result).
+func (a *app) ready() <-chan struct{} {
+	ch := make(chan struct{})
+	go func() {
+		select {
+		case <-a.planned:
+		case <-a.stopped:
+			return
+		}
+		if a.sched == nil {
+			return
+		}
+		select {
+		case <-a.sched.Ready():
+			close(ch)
+		case <-a.stopped:
+		}
+	}()
+	return ch
 }
 
 // Close releases the connection and stops the embedded server.

@@ -100,7 +100,7 @@ func startTestAppWith(t *testing.T, cfg *config.Config, fake *githubfake.Fake, h
 	go func() { ta.done <- a.Run(ctx) }()
 	t.Cleanup(func() { ta.stop(t) })
 	select {
-	case <-a.sched.Ready():
+	case <-a.ready():
 	case err := <-ta.done:
 		ta.cancel = nil // already stopped
 		t.Fatalf("hookd stopped before ready: %v", err)
@@ -446,5 +446,56 @@ func TestDemo(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "demo complete") {
 		t.Fatalf("demo output lacks its conclusion:\n%s", out.String())
+	}
+}
+
+// TestServeHealthyWhileGitHubIsSlow: /healthz answers while hookd is still checking the GitHub
+// App and listing its installations (here GitHub answers 503 twice first), so that an
+// orchestrator's startup probe does not restart a process that is only waiting for GitHub;
+// /readyz says it is starting, and becomes ready once the preflights passed.
+func TestServeHealthyWhileGitHubIsSlow(t *testing.T) {
+	t.Parallel()
+	fake, _ := newFake(t)
+	fake.InjectFault(githubfake.ServerError("/app/installations", 2, http.StatusServiceUnavailable))
+	cfg := testConfig(t, t.TempDir(), fake)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	a, err := newApp(ctx, cfg, newLogger(config.Log{Level: "error"}, testWriter{t}), appOptions{Listener: ln})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	base := "http://" + ln.Addr().String()
+	waitStatus(t, base+"/healthz", http.StatusOK)
+	select {
+	case <-a.planned:
+		t.Fatal("planned already: the test needs GitHub to be slow at start")
+	default:
+	}
+	resp, err := http.Get(base + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "starting") {
+		t.Fatalf("/readyz while starting: %d %s", resp.StatusCode, body)
+	}
+	select {
+	case <-a.ready():
+	case err := <-done:
+		t.Fatalf("hookd stopped before ready: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("hookd not ready after 60s")
+	}
+	waitStatus(t, base+"/readyz", http.StatusOK)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
 	}
 }
