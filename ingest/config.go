@@ -84,21 +84,21 @@ func (c Config) Validate() error {
 	var errs []error
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
-		add("ingest.addr: %q is not host:port (e.g. \":8080\"): %v", c.Addr, err)
+		add("http.addr: %q is not host:port (e.g. \":8080\"): %v", c.Addr, err)
 	}
 	if err := validPath(c.Path); err != "" {
-		add("ingest.path: %q %s", c.Path, err)
+		add("http.path: %q %s", c.Path, err)
 	}
 	if c.PathPrefix != "" {
 		if err := validPath(c.PathPrefix); err != "" {
-			add("ingest.path_prefix: %q %s", c.PathPrefix, err)
+			add("http.path_prefix: %q %s", c.PathPrefix, err)
 		}
 	}
 	if route := c.PathPrefix + c.Path; route == "/healthz" || route == "/readyz" || route == "/metrics" {
-		add("ingest.path: %q is taken by the health and metrics routes; use e.g. /webhook", route)
+		add("http.path: %q is taken by the health and metrics routes; use e.g. /webhook", route)
 	}
 	if c.MaxBodyBytes < 1<<10 || c.MaxBodyBytes > 32<<20 {
-		add("ingest.max_body_bytes: %d is out of range 1 KiB..32 MiB; GitHub sends up to 25 MiB (the default)", c.MaxBodyBytes)
+		add("http.max_body_bytes: %d is out of range 1 KiB..32 MiB; GitHub sends up to 25 MiB (the default)", c.MaxBodyBytes)
 	}
 	positive := func(key string, d time.Duration) bool {
 		if d <= 0 {
@@ -115,16 +115,16 @@ func (c Config) Validate() error {
 	positive("retry_after", c.RetryAfter)
 	if ok {
 		if c.HandlerTimeout >= githubTimeout {
-			add("ingest.handler_timeout: %s must be under GitHub's %s delivery timeout, or GitHub counts the delivery as failed while hookd may still store it; keep the default 9s (GitHub Enterprise Server waits 30s, but the same setting has to work for github.com)", c.HandlerTimeout, githubTimeout)
+			add("http.handler_timeout: %s must be under GitHub's %s delivery timeout, or GitHub counts the delivery as failed while hookd may still store it; keep the default 9s (GitHub Enterprise Server waits 30s, but the same setting has to work for github.com)", c.HandlerTimeout, githubTimeout)
 		}
 		if c.ReadHeaderTimeout > c.ReadTimeout {
-			add("ingest.read_header_timeout: %s is longer than ingest.read_timeout %s, which covers the headers too", c.ReadHeaderTimeout, c.ReadTimeout)
+			add("http.read_header_timeout: %s is longer than http.read_timeout %s, which covers the headers too", c.ReadHeaderTimeout, c.ReadTimeout)
 		}
 		if c.ReadTimeout >= c.HandlerTimeout {
-			add("ingest.read_timeout: %s must be shorter than ingest.handler_timeout %s, to leave time to store the delivery", c.ReadTimeout, c.HandlerTimeout)
+			add("http.read_timeout: %s must be shorter than http.handler_timeout %s, to leave time to store the delivery", c.ReadTimeout, c.HandlerTimeout)
 		}
 		if c.PublishTimeout >= c.HandlerTimeout {
-			add("ingest.publish_timeout: %s must be shorter than ingest.handler_timeout %s", c.PublishTimeout, c.HandlerTimeout)
+			add("http.publish_timeout: %s must be shorter than http.handler_timeout %s", c.PublishTimeout, c.HandlerTimeout)
 		}
 	}
 	return errors.Join(errs...)

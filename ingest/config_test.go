@@ -23,15 +23,15 @@ func TestConfig(t *testing.T) {
 	}{
 		{"defaults", func(*ingest.Config) {}, ""},
 		{"prefix", func(c *ingest.Config) { c.PathPrefix = "/hookd" }, ""},
-		{"bad addr", func(c *ingest.Config) { c.Addr = "8080" }, "ingest.addr"},
-		{"relative path", func(c *ingest.Config) { c.Path = "webhook" }, "ingest.path"},
-		{"prefix with trailing slash", func(c *ingest.Config) { c.PathPrefix = "/hookd/" }, "ingest.path_prefix"},
+		{"bad addr", func(c *ingest.Config) { c.Addr = "8080" }, "http.addr"},
+		{"relative path", func(c *ingest.Config) { c.Path = "webhook" }, "http.path"},
+		{"prefix with trailing slash", func(c *ingest.Config) { c.PathPrefix = "/hookd/" }, "http.path_prefix"},
 		{"path taken", func(c *ingest.Config) { c.Path = "/healthz" }, "taken"},
-		{"tiny body limit", func(c *ingest.Config) { c.MaxBodyBytes = 10 }, "ingest.max_body_bytes"},
+		{"tiny body limit", func(c *ingest.Config) { c.MaxBodyBytes = 10 }, "http.max_body_bytes"},
 		{"handler timeout at GitHub's", func(c *ingest.Config) { c.HandlerTimeout = 10 * time.Second }, "GitHub Enterprise Server waits 30s"},
-		{"read timeout over handler", func(c *ingest.Config) { c.ReadTimeout = 9 * time.Second }, "ingest.read_timeout"},
-		{"publish timeout over handler", func(c *ingest.Config) { c.PublishTimeout = 9 * time.Second }, "ingest.publish_timeout"},
-		{"header timeout over read", func(c *ingest.Config) { c.ReadHeaderTimeout = 8500 * time.Millisecond }, "ingest.read_header_timeout"},
+		{"read timeout over handler", func(c *ingest.Config) { c.ReadTimeout = 9 * time.Second }, "http.read_timeout"},
+		{"publish timeout over handler", func(c *ingest.Config) { c.PublishTimeout = 9 * time.Second }, "http.publish_timeout"},
+		{"header timeout over read", func(c *ingest.Config) { c.ReadHeaderTimeout = 8500 * time.Millisecond }, "http.read_header_timeout"},
 		{"negative retry", func(c *ingest.Config) { c.RetryAfter = -time.Second }, "ingest.retry_after"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -15,9 +15,9 @@ var (
 	ErrBadRequest = errors.New("bad request")
 	// ErrSignature: missing, malformed or non-matching X-Hub-Signature-256 (401).
 	ErrSignature = errors.New("signature verification failed")
-	// ErrTooLarge: the body is over ingest.max_body_bytes (413).
+	// ErrTooLarge: the body is over http.max_body_bytes (413).
 	ErrTooLarge = errors.New("request body too large")
-	// ErrBodyTimeout: the client did not send its body within ingest.read_timeout (408).
+	// ErrBodyTimeout: the client did not send its body within http.read_timeout (408).
 	ErrBodyTimeout = errors.New("request body not received within the read timeout")
 	// ErrNoSecret: no webhook secret is configured, so nothing can be verified (503).
 	ErrNoSecret = errors.New("webhook secret not configured")

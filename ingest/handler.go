@@ -131,7 +131,7 @@ func (h *webhook) handle(w http.ResponseWriter, r *http.Request, start time.Time
 	limit := h.cfg.MaxBodyBytes
 	if r.ContentLength > limit {
 		w.Header().Set("Connection", "close") // do not read what we refuse
-		return &wrapped{sentinel: ErrTooLarge, msg: "body of " + strconv.FormatInt(r.ContentLength, 10) + " bytes is over ingest.max_body_bytes (" + strconv.FormatInt(limit, 10) + ")"}
+		return &wrapped{sentinel: ErrTooLarge, msg: "body of " + strconv.FormatInt(r.ContentLength, 10) + " bytes is over http.max_body_bytes (" + strconv.FormatInt(limit, 10) + ")"}
 	}
 	ctx, cancel := context.WithDeadline(r.Context(), start.Add(h.cfg.HandlerTimeout))
 	defer cancel()
@@ -158,7 +158,7 @@ func (h *webhook) handle(w http.ResponseWriter, r *http.Request, start time.Time
 		var ne net.Error
 		switch {
 		case errors.As(err, &tooLarge):
-			return &wrapped{sentinel: ErrTooLarge, msg: "body is over ingest.max_body_bytes (" + strconv.FormatInt(limit, 10) + ")"}
+			return &wrapped{sentinel: ErrTooLarge, msg: "body is over http.max_body_bytes (" + strconv.FormatInt(limit, 10) + ")"}
 		case errors.As(err, &ne) && ne.Timeout():
 			return &wrapped{sentinel: ErrBodyTimeout, msg: ErrBodyTimeout.Error(), cause: err}
 		default:
@@ -226,10 +226,10 @@ func (h *webhook) publish(ctx context.Context, m *event.Meta, payload []byte) (d
 		return false, release, unavailable("events stream full", err)
 	case errors.Is(err, nats.ErrMaxPayload):
 		h.log.Error().Err(err).Str("delivery", m.Delivery).Int("bytes", len(payload)).
-			Msg("delivery is larger than the NATS server's max_payload: raise max_payload on the NATS server (GitHub sends up to 25 MiB) or lower ingest.max_body_bytes")
+			Msg("delivery is larger than the NATS server's max_payload: raise max_payload on the NATS server (GitHub sends up to 25 MiB) or lower http.max_body_bytes")
 		return false, release, unavailable("publish", err)
 	case errors.Is(err, context.DeadlineExceeded):
-		return false, release, unavailable("no JetStream ack within ingest.publish_timeout", err)
+		return false, release, unavailable("no JetStream ack within http.publish_timeout", err)
 	default:
 		return false, release, unavailable("publish", err)
 	}

@@ -347,7 +347,7 @@ func TestContract(t *testing.T) {
 		{name: "form payload not JSON", d: delivery{event: "issues", body: []byte("payload=hello"), secret: secretOld, contentType: "application/x-www-form-urlencoded"}, wantStatus: 400, wantBody: "not a JSON object"},
 		{
 			name: "body over the limit", d: delivery{event: "issues", body: bytes.Repeat([]byte(" "), ingest.DefaultMaxBodyBytes+1), secret: secretOld},
-			wantStatus: 413, wantBody: "ingest.max_body_bytes",
+			wantStatus: 413, wantBody: "http.max_body_bytes",
 		},
 		{
 			name: "GET", d: delivery{method: http.MethodGet, event: "issues", secret: secretOld},
@@ -628,7 +628,7 @@ func TestNew(t *testing.T) {
 	}{
 		{"no JetStream", ingest.Config{}, ingest.Deps{Webhook: true}, "Deps.JetStream"},
 		{"empty secret", ingest.Config{}, ingest.Deps{Webhook: true, JetStream: env.JS, Secrets: []string{"a", ""}}, "secret #1 is empty"},
-		{"bad config", ingest.Config{HandlerTimeout: 10 * time.Second}, ingest.Deps{Webhook: true, JetStream: env.JS}, "ingest.handler_timeout"},
+		{"bad config", ingest.Config{HandlerTimeout: 10 * time.Second}, ingest.Deps{Webhook: true, JetStream: env.JS}, "http.handler_timeout"},
 		{"twice on one registry", ingest.Config{}, ingest.Deps{Webhook: true, JetStream: env.JS, Registerer: dupRegistry(t, env)}, "one ingest.Server per registry"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -48,7 +48,7 @@ func TestBodyLimitReadsNoFurther(t *testing.T) {
 			r.Header.Set(ingest.HeaderSignature256, "sha256="+strings.Repeat("a", 64))
 			w := httptest.NewRecorder()
 			srv.Handler().ServeHTTP(w, r)
-			if w.Code != http.StatusRequestEntityTooLarge || !strings.Contains(w.Body.String(), "ingest.max_body_bytes") {
+			if w.Code != http.StatusRequestEntityTooLarge || !strings.Contains(w.Body.String(), "http.max_body_bytes") {
 				t.Fatalf("%d %s, want 413", w.Code, w.Body)
 			}
 			if body.n > tc.maxRead {

@@ -125,7 +125,7 @@ func TestPublishFails(t *testing.T) {
 			t.Fatalf("answered after %s, want just after the 300ms publish timeout", took)
 		}
 		<-got
-		if logs := f.logs.String(); !strings.Contains(logs, "ingest.publish_timeout") {
+		if logs := f.logs.String(); !strings.Contains(logs, "http.publish_timeout") {
 			t.Fatalf("log does not name the timeout:\n%s", logs)
 		}
 	})
@@ -220,7 +220,7 @@ func TestSlowClient(t *testing.T) {
 	})
 }
 
-// TestReadTimeoutFromFirstByte: ingest.read_timeout bounds the whole request from its first byte,
+// TestReadTimeoutFromFirstByte: http.read_timeout bounds the whole request from its first byte,
 // so the time a client spends on its headers counts against it too.
 func TestReadTimeoutFromFirstByte(t *testing.T) {
 	// Margins of a second on either side of the answer's time, for a loaded machine: with the

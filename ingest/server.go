@@ -144,7 +144,7 @@ func (s *Server) Run(ctx context.Context) error {
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", s.cfg.Addr)
 	if err != nil {
-		return fmt.Errorf("ingest: listen on %s: %w (is the port taken? set ingest.addr)", s.cfg.Addr, err)
+		return fmt.Errorf("ingest: listen on %s: %w (is the port taken? set http.addr)", s.cfg.Addr, err)
 	}
 	return s.Serve(ctx, ln)
 }
@@ -180,7 +180,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	<-errc // http.ErrServerClosed, at once
 	if err != nil {
 		_ = srv.Close()
-		return fmt.Errorf("ingest: requests still in flight after ingest.shutdown_timeout (%s) were cut off: %w", s.cfg.ShutdownTimeout, err)
+		return fmt.Errorf("ingest: requests still in flight after http.shutdown_timeout (%s) were cut off: %w", s.cfg.ShutdownTimeout, err)
 	}
 	s.log.Info().Msg("HTTP server stopped")
 	return nil
