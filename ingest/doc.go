@@ -10,10 +10,10 @@
 //	missing/invalid X-Hub-Signature-256       401 (a delivery signed only with the old sha1 header too)
 //	bad X-GitHub-Event / X-GitHub-Delivery,
 //	non-JSON body, form without payload=      400 naming what is wrong
-//	body over http.max_body_bytes           413, the body read no further than the limit
+//	body over http.max_body_bytes             413, the body read no further than the limit
 //	body not received within read_timeout     408
 //	JetStream unreachable, publish not acked
-//	within http.publish_timeout, stream full 503 with Retry-After
+//	within http.publish_timeout, stream full   503 with Retry-After
 //	webhook secret not configured             503 "webhook secret not configured"
 //	any method but POST                       405 with Allow: POST
 //
