@@ -86,6 +86,7 @@ func TestLoad(t *testing.T) {
 		{"bad yaml", "nats: [\n", nil, []string{"config file"}},
 		{"bad env duration", "", map[string]string{"HOOKD_RETRY_MAX": "soon"}, []string{"HOOKD_RETRY_MAX", "duration"}},
 		{"bad env int", "", map[string]string{"HOOKD_NATS_REPLICAS": "three"}, []string{"HOOKD_NATS_REPLICAS", "integer"}},
+		{"env list of no item", "", map[string]string{"HOOKD_ROLES": " , "}, []string{"HOOKD_ROLES", "no item"}},
 		{"redelivery window beyond the dedup window", "sweep:\n  redelivery_window: 168h\n", nil, []string{"sweep.redelivery_window", "nats.max_age"}},
 		{"several problems at once", "roles: [web]\nlog:\n  format: xml\n", nil, []string{"roles", "log.format"}},
 	} {

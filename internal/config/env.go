@@ -165,6 +165,9 @@ func setFromString(f reflect.Value, s string) error {
 				parts = append(parts, p)
 			}
 		}
+		if len(parts) == 0 { // "," or " , ": not the same as unset, which would take the default
+			return fmt.Errorf("want a comma-separated list, got no item")
+		}
 		f.Set(reflect.ValueOf(parts))
 	default:
 		return fmt.Errorf("unsupported type %s", f.Type())
