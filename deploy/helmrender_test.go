@@ -842,7 +842,8 @@ func checkDeployment(t *testing.T, r rendered, d kobj, natsURL string, preStop b
 }
 
 // drainTime is the longest a hookd process takes to stop after SIGTERM: its parts drain
-// concurrently, each within its own shutdown timeout.
+// concurrently, each within its own shutdown timeout (the scheduler waits a tenth more for the
+// passes it cancelled at its deadline).
 func drainTime(cfg *config.Config) time.Duration {
-	return max(cfg.ShutdownTimeout, cfg.HTTP.ShutdownTimeout, cfg.Processor.ShutdownTimeout, cfg.Scheduler.ShutdownTimeout)
+	return max(cfg.ShutdownTimeout, cfg.HTTP.ShutdownTimeout, cfg.Processor.ShutdownTimeout, cfg.Scheduler.ShutdownTimeout*11/10)
 }

@@ -98,7 +98,8 @@ func (c *Config) Defaults() {
 		c.Processor.ShutdownTimeout = c.ShutdownTimeout * 4 / 5
 	}
 	if c.Scheduler.ShutdownTimeout == 0 {
-		c.Scheduler.ShutdownTimeout = c.ShutdownTimeout
+		// The scheduler waits a tenth more after its deadline for cancelled passes to return.
+		c.Scheduler.ShutdownTimeout = c.ShutdownTimeout * 10 / 11
 	}
 	c.HTTP.Defaults()
 	c.Processor.Retry = c.Retry

@@ -140,3 +140,18 @@ func TestEnvVars(t *testing.T) {
 		}
 	}
 }
+
+// TestShutdownBudget: with the defaults, no part drains past shutdown_timeout, the scheduler's
+// extra tenth for cancelled passes included (deploy files size their grace periods on it).
+func TestShutdownBudget(t *testing.T) {
+	for _, total := range []time.Duration{25 * time.Second, 11 * time.Second, time.Minute} {
+		c := Config{ShutdownTimeout: total}
+		c.Defaults()
+		if got := c.Scheduler.ShutdownTimeout + c.Scheduler.ShutdownTimeout/10; got > total {
+			t.Errorf("shutdown_timeout %s: the scheduler may drain for %s", total, got)
+		}
+		if c.HTTP.ShutdownTimeout > total || c.Processor.ShutdownTimeout > total {
+			t.Errorf("shutdown_timeout %s: http %s, processor %s", total, c.HTTP.ShutdownTimeout, c.Processor.ShutdownTimeout)
+		}
+	}
+}
