@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"text/tabwriter"
 
@@ -64,21 +65,7 @@ func natsWhere(cfg *config.Config) string {
 	if cfg.NATS.URL == "" {
 		return "embedded on " + cfg.NATS.Listen + " (store " + cfg.NATS.DataDir + ")"
 	}
-	return "at " + redactURL(cfg.NATS.URL)
-}
-
-// redactURL hides the credentials (user:password@ or token@) of each URL of a comma-separated
-// NATS URL list, as the broker does in its errors: a printed configuration holds no secret.
-func redactURL(urls string) string {
-	parts := strings.Split(urls, ",")
-	for i, p := range parts {
-		if at := strings.LastIndex(p, "@"); at >= 0 {
-			if s := strings.Index(p, "://"); s >= 0 && s < at {
-				parts[i] = p[:s+3] + "***" + p[at:]
-			}
-		}
-	}
-	return strings.Join(parts, ",")
+	return "at " + broker.RedactURL(cfg.NATS.URL)
 }
 
 // checkConfig goes beyond Validate: what can be checked without the network (the private key
@@ -100,8 +87,24 @@ func configWarnings(cfg *config.Config) []string {
 		w = append(w, "GitHub App credentials missing: "+strings.Join(m, ", ")+
 			"; set them in the config file's github section or in the environment (values from the GitHub App's settings page)")
 	}
+	if msg := keyFileWarning(cfg.GitHub.PrivateKeyFile); msg != "" {
+		w = append(w, msg)
+	}
 	if cfg.NATS.URL == "" && cfg.NATS.Sync == broker.SyncInterval {
 		w = append(w, "nats.sync is interval: a power loss can lose deliveries acknowledged in the last "+cfg.NATS.SyncEvery.String()+" (the sweep's redelivery brings them back)")
 	}
 	return w
+}
+
+// keyFileWarning says so when the GitHub App's private key file can be read by every user of the
+// machine (a group-readable file, as Kubernetes mounts secrets for a pod's fsGroup, is fine).
+func keyFileWarning(path string) string {
+	if path == "" {
+		return ""
+	}
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm()&0o004 == 0 {
+		return ""
+	}
+	return fmt.Sprintf("github.private_key_file %s can be read by every user of this machine (mode %04o); anyone who reads it can act as the app: chmod o-r it (or 600)", path, fi.Mode().Perm())
 }

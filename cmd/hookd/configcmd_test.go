@@ -21,6 +21,13 @@ func TestConfigCheck(t *testing.T) {
 	if err := os.WriteFile(badKey, []byte("-----BEGIN RSA PRIVATE KEY-----\nnot a key\n-----END RSA PRIVATE KEY-----\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	openKey := filepath.Join(dir, "open.pem")
+	if err := os.WriteFile(openKey, fake.App().PrivateKeyPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(openKey, 0o644); err != nil { // whatever the umask
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name    string
 		file    string
@@ -37,6 +44,12 @@ func TestConfigCheck(t *testing.T) {
 		{"a processor is not told to set a webhook secret",
 			"roles: [process]\ngithub:\n  app_id: 1\n  private_key_file: " + goodKey + "\n",
 			"", []string{"configuration ok"}, []string{"webhook_secret", "credentials missing"}},
+		{"a key file every user can read is pointed out",
+			"roles: [process]\ngithub:\n  app_id: 1\n  private_key_file: " + openKey + "\n",
+			"", []string{"configuration ok", "open.pem can be read by every user", "mode 0644"}, nil},
+		{"a key file only its owner reads is not",
+			"roles: [process]\ngithub:\n  app_id: 1\n  private_key_file: " + goodKey + "\n",
+			"", []string{"configuration ok"}, []string{"can be read by every user"}},
 		{"ingest is told to set a webhook secret",
 			"roles: [ingest]\ngithub:\n  app_id: 1\n  private_key_file: " + goodKey + "\n",
 			"", []string{"configuration ok", "warning: GitHub App credentials missing: github.webhook_secrets (HOOKD_GITHUB_WEBHOOK_SECRET)"}, nil},

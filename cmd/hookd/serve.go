@@ -152,6 +152,9 @@ func newApp(ctx context.Context, cfg *config.Config, log zerolog.Logger, o appOp
 		log.Error().Strs("missing", missing).Msg(msg + "; /readyz answers 503 until then")
 		ready = append(ready, func(context.Context) error { return errors.New(msg) })
 	}
+	if msg := keyFileWarning(cfg.GitHub.PrivateKeyFile); msg != "" {
+		log.Warn().Msg(msg)
+	}
 	if cfg.GitHub.CanCallAPI() {
 		// The key is read here, so that a bad one stops the process at once; what needs GitHub
 		// (checking the app, listing its installations, planning) runs in Run, once /healthz is

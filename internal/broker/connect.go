@@ -54,7 +54,7 @@ func Connect(ctx context.Context, url string, cfg Config, name string, log zerol
 		if errors.As(err, &uerr) {
 			err = fmt.Errorf("invalid URL: %w", uerr.Err) // the url.Error repeats the URL, credentials and all
 		}
-		return nil, fmt.Errorf("connect to NATS at %s: %w (check nats.url / HOOKD_NATS_URL and that the server is up)", redact(url), err)
+		return nil, fmt.Errorf("connect to NATS at %s: %w (check nats.url / HOOKD_NATS_URL and that the server is up)", RedactURL(url), err)
 	}
 	return r.nc, nil
 }
@@ -86,9 +86,10 @@ func connect(url string, timeout time.Duration, name string, log zerolog.Logger)
 	)
 }
 
-// redact hides credentials in a NATS URL list, with or without a scheme (nats.go accepts
-// user:password@host:port).
-func redact(url string) string {
+// RedactURL hides the credentials (user:password@ or token@) of each URL of a comma-separated
+// NATS URL list, with or without a scheme (nats.go accepts user:password@host:port), for
+// errors, logs and printed configuration.
+func RedactURL(url string) string {
 	parts := strings.Split(url, ",")
 	for i, p := range parts {
 		if at := strings.LastIndex(p, "@"); at >= 0 {
