@@ -144,3 +144,27 @@ func TestServeRolesFlag(t *testing.T) {
 		})
 	}
 }
+
+// TestSendSecretFromEnv: without --secret, `hookd send` signs with the first secret of
+// HOOKD_GITHUB_WEBHOOK_SECRETS, trimmed, as hookd reads that variable.
+func TestSendSecretFromEnv(t *testing.T) {
+	t.Setenv("HOOKD_GITHUB_WEBHOOK_SECRETS", " s3cret , older")
+	sigs := make(chan string, 1)
+	var body []byte
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ = io.ReadAll(r.Body)
+		sigs <- r.Header.Get("X-Hub-Signature-256")
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	defer srv.Close()
+	file := filepath.Join(t.TempDir(), "issue.json")
+	if err := os.WriteFile(file, payloads.Get("issues.opened"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runCLI(t, "send", "--url", srv.URL, "--event", "issues", "--file", file); err != nil {
+		t.Fatalf("send: %v\n%s", err, out)
+	}
+	if idx, err := ingest.VerifySignature([][]byte{[]byte("s3cret")}, body, <-sigs); err != nil || idx != 0 {
+		t.Fatalf("signed with another secret than the trimmed first one: %v", err)
+	}
+}

@@ -28,7 +28,8 @@ func newSendCmd() *cobra.Command {
 the exact bytes sent) and posts it with GitHub's delivery headers, then prints the response.
 It is the tool to test an endpoint: hookd's own or any other.
 
-The secret comes from --secret, else the first of HOOKD_GITHUB_WEBHOOK_SECRET.`,
+The secret comes from --secret, else the first of HOOKD_GITHUB_WEBHOOK_SECRETS (or its alias
+HOOKD_GITHUB_WEBHOOK_SECRET); without one the delivery is sent unsigned, with a warning.`,
 		Example: `  # send a real issues.opened payload to a local hookd
   hookd send --event issues --file internal/payloads/octokit/issues.opened.json --secret s3cret
 
@@ -41,7 +42,15 @@ The secret comes from --secret, else the first of HOOKD_GITHUB_WEBHOOK_SECRET.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.secret == "" {
-				o.secret, _, _ = strings.Cut(os.Getenv("HOOKD_GITHUB_WEBHOOK_SECRET"), ",")
+				for _, name := range []string{"HOOKD_GITHUB_WEBHOOK_SECRETS", "HOOKD_GITHUB_WEBHOOK_SECRET"} {
+					if first, _, _ := strings.Cut(os.Getenv(name), ","); strings.TrimSpace(first) != "" {
+						o.secret = strings.TrimSpace(first)
+						break
+					}
+				}
+			}
+			if o.secret == "" {
+				fmt.Fprintln(cmd.ErrOrStderr(), "hookd send: no secret (--secret, HOOKD_GITHUB_WEBHOOK_SECRET(S)): sending unsigned; a verifying endpoint answers 401")
 			}
 			status, body, err := o.send(cmd.Context())
 			if err != nil {
@@ -60,7 +69,7 @@ The secret comes from --secret, else the first of HOOKD_GITHUB_WEBHOOK_SECRET.`,
 	f.StringVar(&o.action, "action", "", "set the payload's \"action\" field")
 	f.StringVar(&o.delivery, "delivery", "", "X-GitHub-Delivery (default: a new random GUID)")
 	f.StringVar(&o.file, "file", "", "payload file (JSON); - for standard input")
-	f.StringVar(&o.secret, "secret", "", "webhook secret (default: first of HOOKD_GITHUB_WEBHOOK_SECRET)")
+	f.StringVar(&o.secret, "secret", "", "webhook secret (default: first of HOOKD_GITHUB_WEBHOOK_SECRETS)")
 	f.Int64Var(&o.installation, "installation", 0, "set the payload's installation.id")
 	f.BoolVar(&o.form, "form", false, "send as application/x-www-form-urlencoded (payload=...) like a form-type hook")
 	f.DurationVar(&o.timeout, "timeout", 10*time.Second, "request timeout (GitHub gives up after 10s)")
