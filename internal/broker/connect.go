@@ -15,7 +15,8 @@ import (
 
 // Connect opens a connection that reconnects forever (hookd outlives NATS restarts) and logs
 // disconnects. The first connection must succeed within cfg.ConnectTimeout, however many servers
-// url lists, and before ctx ends.
+// url lists, and before ctx ends; until then, servers that refuse the connection (not started
+// yet, as when hookd and a NATS cluster are deployed together) are tried again.
 func Connect(ctx context.Context, url string, cfg Config, name string, log zerolog.Logger) (*nats.Conn, error) {
 	timeout := cfg.ConnectTimeout
 	if timeout == 0 {
@@ -26,12 +27,26 @@ func Connect(ctx context.Context, url string, cfg Config, name string, log zerol
 		err error
 	}
 	done := make(chan result, 1)
-	go func() {
-		nc, err := connect(url, timeout, name, log)
-		done <- result{nc, err}
-	}()
 	tctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	go func() {
+		wait := 250 * time.Millisecond
+		for {
+			nc, err := connect(url, timeout, name, log)
+			if err == nil || !errors.Is(err, nats.ErrNoServers) || tctx.Err() != nil {
+				done <- result{nc, err}
+				return
+			}
+			log.Info().Err(err).Dur("retry_in", wait).Msg("NATS refuses connections (not up yet?); trying again within nats.connect_timeout")
+			select {
+			case <-time.After(wait):
+			case <-tctx.Done():
+				done <- result{nil, err}
+				return
+			}
+			wait = min(2*wait, 2*time.Second)
+		}
+	}()
 	var r result
 	select {
 	case r = <-done:

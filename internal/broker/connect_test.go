@@ -3,11 +3,13 @@ package broker_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/rs/zerolog"
 
 	"github.com/hookd/hookd/internal/broker"
@@ -40,7 +42,7 @@ func TestConnect(t *testing.T) {
 			"nats://t0ken@127.0.0.1:1, user:s3cret@127.0.0.1:2",
 			"nats://user:s3cret%zz@127.0.0.1:1", // unparsable: url.Parse's error quotes the URL
 		} {
-			_, err := broker.Connect(ctx, url, broker.Config{ConnectTimeout: 5 * time.Second}, "test", zerolog.Nop())
+			_, err := broker.Connect(ctx, url, broker.Config{ConnectTimeout: time.Second}, "test", zerolog.Nop())
 			if err == nil {
 				t.Fatalf("%s: connected", url)
 			}
@@ -61,6 +63,31 @@ func TestConnect(t *testing.T) {
 		if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "nats.connect_timeout") {
 			t.Fatalf("err = %v, want a deadline naming nats.connect_timeout", err)
 		}
+	})
+
+	t.Run("a server that starts late is waited for within connect_timeout", func(t *testing.T) {
+		t.Parallel()
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close() // refused until the server starts
+		go func() {
+			time.Sleep(700 * time.Millisecond)
+			ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, NoSigs: true})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			go ns.Start()
+			t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+		}()
+		nc, err := broker.Connect(ctx, fmt.Sprintf("nats://127.0.0.1:%d", port), broker.Config{ConnectTimeout: 20 * time.Second}, "test", zerolog.Nop())
+		if err != nil {
+			t.Fatalf("Connect: %v, want it to wait for the server", err)
+		}
+		nc.Close()
 	})
 
 	t.Run("ends with ctx", func(t *testing.T) {
