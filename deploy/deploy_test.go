@@ -37,6 +37,7 @@ func documentedEnv() map[string]string {
 		"HOOKD_HTTP_ADDR":               "HTTP listen address; default :8080",
 		"HOOKD_NATS_URL":                "NATS URL(s), comma-separated; empty: embedded JetStream",
 		"HOOKD_NATS_REPLICAS":           "replicas of streams and buckets; 1, or 3 on a 3-node cluster",
+		"HOOKD_NATS_CONNECT_TIMEOUT":    "how long the first connection to NATS may take",
 		"HOOKD_DATA_DIR":                "data directory; default ./data",
 		"HOOKD_LOG_LEVEL":               "log level",
 		"HOOKD_LOG_FORMAT":              "json or console",

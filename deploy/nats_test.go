@@ -35,7 +35,8 @@ import (
 // monitoring /healthz the hookd services wait for, and creates hookd's streams and buckets
 // with the replicas and URLs of compose's hookd-1.
 func TestComposeNATSCluster(t *testing.T) {
-	t.Parallel()
+	// Not parallel: its nodes listen on ports picked in advance, and a server of a parallel test
+	// listening on a random port could take one of them meanwhile.
 	c := loadCompose(t)
 	var nodes []string
 	for name, s := range c.Services {
