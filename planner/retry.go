@@ -133,6 +133,8 @@ func classifyStatus(resp *http.Response, now time.Time) (Class, time.Duration) {
 	switch {
 	case resp.StatusCode == http.StatusTooManyRequests:
 		return TransientClass, parseRetryAfter(resp.Header.Get("Retry-After"), now)
+	case resp.StatusCode == http.StatusRequestTimeout: // the server gave up waiting: try again
+		return TransientClass, 0
 	case resp.StatusCode >= 500:
 		return TransientClass, parseRetryAfter(resp.Header.Get("Retry-After"), now)
 	case resp.StatusCode >= 400:
@@ -278,10 +280,14 @@ func (p RetryPolicy) Decide(phase Phase, err error, attempt int, now time.Time) 
 		d.Retry, d.Delay = true, p.backoff(p.Initial, p.Max, attempt)
 	}
 	if hint > d.Delay {
-		d.Delay = hint
+		d.Delay = max(d.Delay, min(hint, maxHint))
 	}
 	return d
 }
+
+// maxHint caps a server's wait hint: GitHub's rate limits reset within the hour, and a larger
+// Retry-After (or one that saturated) would park a task for good.
+const maxHint = time.Hour
 
 func (p RetryPolicy) backoff(initial, maxD time.Duration, attempt int) time.Duration {
 	if attempt < 1 {

@@ -124,6 +124,8 @@ func TestDecide(t *testing.T) {
 		{"permanent", PhaseWorker, Permanent(errors.New("x")), 1, false, 0, 0},
 		{"an HTTP-date hint wins", PhaseWorker, statusError(503, now.Add(10*time.Minute).Format(http.TimeFormat)), 1, true, 10 * time.Minute, 10 * time.Minute},
 		{"a shorter hint loses", PhaseWorker, RetryAfter(errors.New("x"), time.Millisecond), 3, true, 4*time.Second - time.Millisecond, 4 * time.Second},
+		{"a hint is capped at an hour", PhaseWorker, statusError(503, "86400"), 1, true, time.Hour, time.Hour},
+		{"408 is tried again", PhaseWorker, statusError(408, ""), 1, true, time.Millisecond, time.Second},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
