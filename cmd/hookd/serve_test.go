@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"github.com/nats-io/nats-server/v2/server"
 	"io"
 	"net"
 	"net/http"
@@ -497,5 +498,40 @@ func TestServeHealthyWhileGitHubIsSlow(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("Run: %v", err)
+	}
+}
+
+// TestServeWarnsSmallMaxPayload: joining a NATS whose max_payload cannot hold GitHub's largest
+// deliveries, ingest says so at start instead of answering each of them 503.
+func TestServeWarnsSmallMaxPayload(t *testing.T) {
+	t.Parallel()
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), MaxPayload: 1 << 20, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	for _, tc := range []struct {
+		roles []string
+		warn  bool
+	}{{[]string{"ingest"}, true}, {[]string{"process"}, false}} {
+		cfg := &config.Config{DataDir: t.TempDir(), Roles: tc.roles}
+		cfg.NATS.URL = ns.ClientURL()
+		cfg.Defaults()
+		var logs bytes.Buffer
+		var mu sync.Mutex
+		a, err := newApp(context.Background(), cfg, newLogger(config.Log{Level: "warn"}, lockedWriter{&mu, &logs}), appOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.Close()
+		mu.Lock()
+		if got := strings.Contains(logs.String(), "max_payload is below http.max_body_bytes"); got != tc.warn {
+			t.Errorf("roles %v: warned %v, want %v:\n%s", tc.roles, got, tc.warn, logs.String())
+		}
+		mu.Unlock()
 	}
 }
