@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/hookd/hookd/internal/ghapp"
 	"net/http"
 	"strconv"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hookd/hookd/internal/event"
+	"github.com/hookd/hookd/internal/ghapp"
 	"github.com/hookd/hookd/internal/githubfake"
 )
 
