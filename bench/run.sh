@@ -7,7 +7,8 @@
 #   (b) bare    net/http reading the body and answering 202 (the HTTP ceiling)
 #   (c) floor   net/http + HMAC + one synchronous JetStream publish (the durable floor)
 #   (d) probot  a no-op Probot app (Node), bench/probot
-# and, when named in TARGETS, hookd-gc<N>: (a) run with GOGC=<N>.
+# and, when named in TARGETS, hookd-gc<N>: (a) run with GOGC=<N>; hookd-at-<rev>: (a) built from
+# git revision <rev> (an A/B against an earlier build in the same run).
 # Every round starts the target afresh (fresh data directory), waits until it answers a signed
 # delivery, warms up for WARMUP, measures for DURATION (bench/cmd/load) and stops it. Then one
 # long round each of hookd, the floor and the floor on a plain stream (floor-plain: a subject per
@@ -62,6 +63,15 @@ log "building into $TMP"
 if [[ $USED == *" hookd"* ]]; then
 	go build -o "$TMP/hookd" ./cmd/hookd
 fi
+# hookd-at-<rev>: hookd built from another revision, for an A/B in the same run.
+for target in $USED; do
+	if [[ $target == hookd-at-* ]]; then
+		rev=${target#hookd-at-}
+		git worktree add -q --detach "$TMP/src-$rev" "$rev"
+		(cd "$TMP/src-$rev" && go build -o "$TMP/hookd-at-$rev" ./cmd/hookd)
+		git worktree remove --force "$TMP/src-$rev"
+	fi
+done
 go build -o "$TMP/" ./bench/cmd/load ./bench/cmd/bare ./bench/cmd/floor ./bench/cmd/report
 if [[ $USED == *" probot "* ]]; then
 	if [[ ! -d bench/probot/node_modules ]]; then
@@ -90,15 +100,17 @@ cat "$OUT/machine.txt" >&2
 start() {
 	local target=$1 sync=$2 n=$3 data="$TMP/data-$n"
 	case $target in
-	hookd | hookd-gc*)
+	hookd | hookd-gc* | hookd-at-*)
 		# hookd-gc<N>: hookd with GOGC=<N> (the garbage collector's trade of memory for CPU).
+		# hookd-at-<rev>: hookd built from git revision <rev>.
 		rm -rf "$data" && mkdir -p "$data"
-		local gogc=
+		local gogc= bin="$TMP/hookd"
 		[[ $target == hookd-gc* ]] && gogc=${target#hookd-gc}
+		[[ $target == hookd-at-* ]] && bin="$TMP/$target"
 		GOGC=$gogc HOOKD_GITHUB_WEBHOOK_SECRET=$SECRET HOOKD_DATA_DIR=$data \
 			HOOKD_HTTP_ADDR=127.0.0.1:$BASE_PORT HOOKD_NATS_LISTEN=127.0.0.1:$((BASE_PORT + 10)) \
 			HOOKD_NATS_SYNC=$sync HOOKD_LOG_LEVEL=warn \
-			"$TMP/hookd" serve --roles ingest 2>>"$OUT/hookd.log" &
+			"$bin" serve --roles ingest 2>>"$OUT/hookd.log" &
 		PID=$! URL=http://127.0.0.1:$BASE_PORT/webhook EXPECT=202
 		;;
 	bare)
