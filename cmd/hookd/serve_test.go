@@ -19,6 +19,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 
+	"github.com/hookd/hookd/internal/broker/brokertest"
 	"github.com/hookd/hookd/internal/config"
 	"github.com/hookd/hookd/internal/event"
 	"github.com/hookd/hookd/internal/githubfake"
@@ -506,15 +507,7 @@ func TestServeHealthyWhileGitHubIsSlow(t *testing.T) {
 // deliveries, ingest says so at start instead of answering each of them 503.
 func TestServeWarnsSmallMaxPayload(t *testing.T) {
 	t.Parallel()
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), MaxPayload: 1 << 20, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
+	ns := brokertest.Plain(t, func(o *server.Options) { o.MaxPayload = 1 << 20 })
 	for _, tc := range []struct {
 		roles []string
 		warn  bool

@@ -47,6 +47,27 @@ func New(t testing.TB, opts ...func(*broker.Config)) *Env {
 	return start(t, cfg)
 }
 
+// Plain starts an in-process nats-server with JetStream on a free loopback port, its store in
+// t.TempDir(), as modify leaves its options (for settings hookd's embedded server does not take,
+// such as a small max_payload), without hookd's topology; it stops at cleanup.
+func Plain(t testing.TB, modify func(*server.Options)) *server.Server {
+	t.Helper()
+	opts := &server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true}
+	if modify != nil {
+		modify(opts)
+	}
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	if !ns.ReadyForConnections(30 * time.Second) {
+		t.Fatal("nats-server not ready within 30s")
+	}
+	return ns
+}
+
 // Restart shuts the server down (as abruptly as the embedded server allows) and starts a new
 // one on the same store directory and port; the returned Env has fresh connections.
 func (e *Env) Restart(t testing.TB) *Env {
