@@ -89,6 +89,18 @@ func (e *env) newService(cfg Config, mods ...func(*Options)) *Service {
 	return s
 }
 
+// serviceOver makes another Service whose GitHub calls go through rt (to watch or alter them).
+func (e *env) serviceOver(rt http.RoundTripper) *Service {
+	e.t.Helper()
+	a := e.fake.App()
+	app, err := ghapp.New(ghapp.Config{AppID: a.ID, PrivateKey: string(a.PrivateKeyPEM), APIURL: e.fake.URL()},
+		ghapp.Options{Now: e.fake.Now, Transport: rt})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return e.newService(Config{}, func(o *Options) { o.GitHub = app })
+}
+
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

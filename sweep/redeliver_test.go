@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hookd/hookd/internal/ghapp"
 	"github.com/hookd/hookd/internal/githubfake"
 )
 
@@ -310,13 +309,7 @@ func TestRedeliver(t *testing.T) {
 			}
 			return resp, err
 		})
-		a := e.fake.App()
-		app, err := ghapp.New(ghapp.Config{AppID: a.ID, PrivateKey: string(a.PrivateKeyPEM), APIURL: e.fake.URL()},
-			ghapp.Options{Now: e.fake.Now, Transport: loop})
-		if err != nil {
-			t.Fatal(err)
-		}
-		svc := e.newService(Config{}, func(o *Options) { o.GitHub = app })
+		svc := e.serviceOver(loop)
 		e.fake.Advance(settle)
 		ctx, cancel := context.WithTimeout(e.ctx, 5*time.Second)
 		defer cancel()

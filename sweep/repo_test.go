@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/hookd/hookd/internal/event"
-	"github.com/hookd/hookd/internal/ghapp"
 	"github.com/hookd/hookd/internal/githubfake"
 )
 
@@ -212,13 +211,7 @@ func TestSweep(t *testing.T) {
 			}
 			return resp, err
 		})
-		a := e.fake.App()
-		app, err := ghapp.New(ghapp.Config{AppID: a.ID, PrivateKey: string(a.PrivateKeyPEM), APIURL: e.fake.URL()},
-			ghapp.Options{Now: e.fake.Now, Transport: hook})
-		if err != nil {
-			t.Fatal(err)
-		}
-		svc := e.newService(Config{}, func(o *Options) { o.GitHub = app })
+		svc := e.serviceOver(hook)
 		rep := e.sweep(svc, e.api)
 		if lists.Load() < 2 || rep.Drift != n || rep.Deferred != 1 {
 			t.Fatalf("pass over %d listing pages: %+v, want %d drifted and issue 1 deferred after its update", lists.Load(), rep, n)
