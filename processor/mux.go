@@ -133,6 +133,23 @@ func (m *Mux) Names() []string {
 	return out
 }
 
+// Events lists, sorted, the event names the registered handlers select by name ("issues" for
+// "issues.opened"). Handlers on "*" add nothing: they take whatever comes.
+func (m *Mux) Events() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []string
+	for _, r := range m.routes {
+		for _, p := range r.filter.patterns {
+			if name, _, _ := strings.Cut(p, "."); name != "*" && !slices.Contains(out, name) {
+				out = append(out, name)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 func (m *Mux) snapshot() []route {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -2,6 +2,7 @@ package processor_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -84,5 +85,17 @@ func TestConfig(t *testing.T) {
 				t.Fatalf("err %v, want %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestMuxEvents(t *testing.T) {
+	t.Parallel()
+	nop := func(context.Context, *processor.Event) error { return nil }
+	var mux processor.Mux
+	must(t, mux.HandleFunc("a", processor.On("issues.opened", "push"), nop))
+	must(t, mux.HandleFunc("b", processor.On("issues.closed", "pull_request"), nop))
+	must(t, mux.HandleFunc("c", processor.On("*"), nop))
+	if got, want := mux.Events(), []string{"issues", "pull_request", "push"}; !slices.Equal(got, want) {
+		t.Fatalf("Events() = %v, want %v", got, want)
 	}
 }

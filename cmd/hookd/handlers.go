@@ -35,9 +35,9 @@ func registerHandlers(mux *processor.Mux, d handlerDeps) error {
 	)
 }
 
-// needsOf is what the app must be subscribed to and allowed to do for the configured rules and
-// the Go handlers above: preflight:app checks it, and the redelivery worker redelivers only
-// these events.
+// needsOf is what the app must be subscribed to and allowed to do for the configured rules
+// (app.plan adds the events the Go handlers select by name): preflight:app checks it, and the
+// sweeps redeliver and reconcile only these events.
 func needsOf(cfg *config.Config) preflight.Needs {
 	n := preflight.Needs{Permissions: map[string]string{"metadata": "read"}}
 	grant := func(perm, level string) {

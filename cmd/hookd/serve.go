@@ -253,6 +253,25 @@ func (a *app) plan(ctx context.Context, o appOptions) error {
 	a.obs.svc.Store(a.sweep)
 	a.sweep.SetInstallations(installs)
 
+	// The Go handlers' events count as much as the rules' (in every role: a sweep replica has to
+	// know what the processors take), so the handlers are registered once here just to read
+	// them. The sweep reads needs.Events only once it runs.
+	var probe processor.Mux
+	if err := registerHandlers(&probe, handlerDeps{log: log, sweep: a.sweep}); err != nil {
+		return err
+	}
+	if o.Handlers != nil {
+		if err := o.Handlers(&probe); err != nil {
+			return err
+		}
+	}
+	for _, ev := range probe.Events() {
+		if !slices.Contains(needs.Events, ev) {
+			needs.Events = append(needs.Events, ev)
+		}
+	}
+	slices.Sort(needs.Events)
+
 	checks := &preflight.Checks{GitHub: a.gh, Needs: needs, PublicURL: cfg.GitHub.PublicURL, Log: log}
 	a.specs = checks.Specs()
 	if cfg.HasRole(config.RoleProcess) {

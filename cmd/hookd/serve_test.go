@@ -529,3 +529,26 @@ func TestServeWarnsSmallMaxPayload(t *testing.T) {
 		mu.Unlock()
 	}
 }
+
+// TestServeGoHandlerEvents: the events a Go handler selects count as the rules' do (for the
+// sweeps too, which read the same list): preflight:app requires the app's subscription to them,
+// here "release", which the fake app does not have.
+func TestServeGoHandlerEvents(t *testing.T) {
+	t.Parallel()
+	fake, _ := newFake(t)
+	cfg := testConfig(t, t.TempDir(), fake)
+	cfg.HTTP.Addr = "127.0.0.1:0"
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	nop := func(context.Context, *processor.Event) error { return nil }
+	a, err := newApp(ctx, cfg, newLogger(config.Log{Level: "error"}, testWriter{t}), appOptions{
+		Handlers: func(m *processor.Mux) error { return m.HandleFunc("releases", processor.On("release.published"), nop) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = a.Run(ctx)
+	if err == nil || !strings.Contains(err.Error(), "preflight:app") || !strings.Contains(err.Error(), "Subscribe to events: Release") {
+		t.Fatalf("Run: %v, want preflight:app to ask for the release event", err)
+	}
+}
