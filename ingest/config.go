@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// Config is the `ingest` section of hookd's configuration. The zero value, after Defaults, listens
+// Config is the `http` section of hookd's configuration. The zero value, after Defaults, listens
 // on :8080 and serves the webhook at POST /webhook.
 type Config struct {
 	// Addr is the listen address of the HTTP server. Default ":8080".
@@ -102,7 +102,7 @@ func (c Config) Validate() error {
 	}
 	positive := func(key string, d time.Duration) bool {
 		if d <= 0 {
-			add("ingest.%s: must be positive, got %s", key, d)
+			add("http.%s: must be positive, got %s", key, d)
 			return false
 		}
 		return true

@@ -32,7 +32,7 @@ func TestConfig(t *testing.T) {
 		{"read timeout over handler", func(c *ingest.Config) { c.ReadTimeout = 9 * time.Second }, "http.read_timeout"},
 		{"publish timeout over handler", func(c *ingest.Config) { c.PublishTimeout = 9 * time.Second }, "http.publish_timeout"},
 		{"header timeout over read", func(c *ingest.Config) { c.ReadHeaderTimeout = 8500 * time.Millisecond }, "http.read_header_timeout"},
-		{"negative retry", func(c *ingest.Config) { c.RetryAfter = -time.Second }, "ingest.retry_after"},
+		{"negative retry", func(c *ingest.Config) { c.RetryAfter = -time.Second }, "http.retry_after"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := d

@@ -52,6 +52,6 @@
 // Server.Run serves until its context is done, then stops accepting connections and lets the
 // requests in flight finish their publish and get their answer, for at most ShutdownTimeout.
 // Besides the webhook route it serves GET /healthz (always 200 while the process runs), GET
-// /readyz (200 only when NATS is connected, a secret is configured and the extra readiness checks
-// pass; never a network round trip longer than 500ms) and GET /metrics.
+// /readyz (200 only when NATS is connected, the events stream answers, a secret is configured and
+// the extra readiness checks pass; it answers within 500ms) and GET /metrics.
 package ingest

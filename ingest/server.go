@@ -186,7 +186,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
-// ready is /readyz: no network round trip, at most readyBudget for the extra checks.
+// ready is /readyz: the connection's state, then the events stream and the extra checks, all
+// within readyBudget.
 func (s *Server) ready(ctx context.Context) error {
 	if s.deps.Webhook && len(s.hook.secrets) == 0 {
 		return ErrNoSecret

@@ -78,7 +78,7 @@ func Example_handler() {
 	go func() { done <- p.Run(runCtx) }()
 
 	// 4. A delivery stored the way ingest stores it: headers from event.Meta, subject from
-	// the tenant, the delivery id as the message id.
+	// the tenant and the delivery id (one message per delivery subject: a redelivery is refused).
 	body := payloads.Get("issues.opened")
 	m := event.Meta{Event: "issues", Delivery: "72d3162e-cc78-11e3-81ab-4c9367dc0958", ReceivedAt: time.Now(), Source: event.SourceWebhook}
 	if err := event.ParsePayload(&m, body); err != nil {

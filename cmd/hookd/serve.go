@@ -45,7 +45,8 @@ With HOOKD_NATS_URL it joins an external NATS instead; run several replicas agai
 cluster to scale out.
 
 Without GitHub App credentials serve still starts: it logs what is missing, keeps /healthz up
-and answers 503 on /readyz and /webhook until you provide them.`,
+and answers 503 on /readyz until you provide them (and on /webhook while no webhook secret is
+set; with a secret, deliveries are stored and wait for a processor).`,
 		Example: `  # everything in one process, embedded JetStream under ./data
   HOOKD_GITHUB_APP_ID=12345 HOOKD_GITHUB_PRIVATE_KEY_FILE=app.pem \
   HOOKD_GITHUB_WEBHOOK_SECRET=s3cret hookd serve
