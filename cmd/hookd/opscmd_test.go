@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookd/hookd/internal/payloads"
 	"github.com/hookd/hookd/processor"
 )
 
@@ -103,5 +104,28 @@ func TestDLQCommands(t *testing.T) {
 	}
 	if out, err := runCLI(t, "dlq", "purge", "--config", cfgFile); err == nil {
 		t.Fatalf("purge without --yes must refuse:\n%s", out)
+	}
+}
+
+// TestRulesTestEventFlag: `rules test` takes the event name as GitHub sends it; an
+// "event.action" pair, which would silently match no rule, is refused with the right flags.
+func TestRulesTestEventFlag(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cfgFile := filepath.Join(dir, "hookd.yaml")
+	if err := os.WriteFile(cfgFile, []byte("rules:\n- name: greet\n  on: [issues.opened]\n  comment: {body: hi}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	payload := filepath.Join(dir, "issue.json")
+	if err := os.WriteFile(payload, payloads.Get("issues.opened"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runCLI(t, "rules", "test", "--config", cfgFile, "--event", "issues", "--payload", payload)
+	if err != nil || !strings.Contains(out, "1 of 1 rule(s) match") {
+		t.Fatalf("--event issues: %v\n%s", err, out)
+	}
+	_, err = runCLI(t, "rules", "test", "--config", cfgFile, "--event", "issues.opened", "--payload", payload)
+	if err == nil || !strings.Contains(err.Error(), "--event issues") || !strings.Contains(err.Error(), "--action opened") {
+		t.Fatalf("--event issues.opened: %v, want a refusal naming --event issues and --action opened", err)
 	}
 }

@@ -48,6 +48,12 @@ func newRulesCmd() *cobra.Command {
     --payload internal/payloads/octokit/issues.labeled.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if name, act, ok := strings.Cut(eventName, "."); ok && event.ValidEventName(name) {
+				return fmt.Errorf("--event %q: give the event name alone (--event %s); the action comes from the payload, or --action %s", eventName, name, act)
+			}
+			if !event.ValidEventName(eventName) {
+				return fmt.Errorf("--event %q is not an event name (X-GitHub-Event), such as issues or pull_request", eventName)
+			}
 			cfg, err := loadConfig(cmd)
 			if err != nil {
 				return err
