@@ -61,7 +61,11 @@ func needsOf(cfg *config.Config) preflight.Needs {
 			}
 		}
 		if r.Run != nil && r.Run.Token {
-			for perm, level := range r.Run.Permissions {
+			perms := r.Run.Permissions
+			if len(perms) == 0 { // not relying on rules.Load having filled in the default
+				perms = rules.DefaultPermissions()
+			}
+			for perm, level := range perms {
 				grant(perm, level)
 			}
 		}
