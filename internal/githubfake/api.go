@@ -192,7 +192,7 @@ func (f *Fake) serve(w http.ResponseWriter, r *http.Request, jwt bool, h func(*c
 		if key != 0 {
 			who = fmt.Sprintf("installation ID %d", key)
 		}
-		writeJSON(w, http.StatusForbidden, errorJSON{
+		writeJSON(w, f.opts.RateLimitStatus, errorJSON{
 			Message:          fmt.Sprintf("API rate limit exceeded for %s.", who),
 			DocumentationURL: docsPrimary,
 		})

@@ -19,8 +19,15 @@
 //     repository outside the token's scope, 403 "Resource not accessible by integration" for a
 //     missing permission.
 //   - Primary rate limits per installation (and one for the app's JWT calls): X-RateLimit-*
-//     headers on every authenticated response, 403 with X-RateLimit-Remaining: 0 when exhausted
-//     (go-github: *github.RateLimitError). A conditional GET answered 304 costs nothing.
+//     headers on every authenticated response, 403 (or 429, Options.RateLimitStatus) with
+//     X-RateLimit-Remaining: 0 when exhausted (go-github: *github.RateLimitError for the 403). A
+//     conditional GET answered 304 costs nothing.
+//   - Timestamps: RFC 3339 in UTC with whole seconds ("2024-01-02T03:04:05Z"), and recorded with
+//     whole seconds, so that items changed in one second tie when sorted by updated_at (the fake
+//     breaks ties by number) and `since` means "updated at or after" that second.
+//   - Lists: page/per_page (default 30, at most 100) with a Link header (prev, next, last,
+//     first); pull requests appear in the issue list with a `pull_request` key; the delivery log
+//     is newest first, with cursor pagination.
 //   - Webhooks: X-GitHub-Event, X-GitHub-Delivery (a random UUID), X-GitHub-Hook-ID,
 //     X-GitHub-Hook-Installation-Target-ID/-Type, X-Hub-Signature (sha1) and X-Hub-Signature-256
 //     (sha256 HMAC of the exact body), User-Agent GitHub-Hookshot/…; JSON or form

@@ -52,6 +52,10 @@ type Options struct {
 	// RateLimit is the primary rate limit per hour of each installation and of the app's JWT
 	// calls. Default 5000.
 	RateLimit int
+	// RateLimitStatus is the status of a request refused because the primary rate limit is
+	// exhausted: 403 or 429, both of which GitHub answers, with X-RateLimit-Remaining: 0
+	// (go-github v60 decodes only the 403 as *github.RateLimitError). Default 403.
+	RateLimitStatus int
 	// Now is the fake's clock before Advance. Default time.Now.
 	Now func() time.Time
 	// BasePath is the path prefix of the API, e.g. "/api/v3/". Default "/".
@@ -100,6 +104,12 @@ func (o *Options) defaults() error {
 	}
 	if o.RateLimit == 0 {
 		o.RateLimit = 5000
+	}
+	if o.RateLimitStatus == 0 {
+		o.RateLimitStatus = http.StatusForbidden
+	}
+	if o.RateLimitStatus != http.StatusForbidden && o.RateLimitStatus != http.StatusTooManyRequests {
+		return fmt.Errorf("githubfake: RateLimitStatus %d: use 403 or 429", o.RateLimitStatus)
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -260,6 +270,11 @@ func (f *Fake) Advance(d time.Duration) {
 }
 
 func (f *Fake) nowLocked() time.Time { return f.opts.Now().Add(f.offset) }
+
+// stampLocked is the fake's clock at GitHub's precision, whole seconds: the time recorded as a
+// resource's created_at, updated_at or closed_at. Items changed within one second then tie in
+// sort=updated and compare alike with since, as on GitHub, whose timestamps have no fraction.
+func (f *Fake) stampLocked() time.Time { return f.nowLocked().Truncate(time.Second) }
 
 func (f *Fake) newIDLocked() int64 {
 	f.lastID++

@@ -90,7 +90,7 @@ func (f *Fake) repoLocked(fullName string, create bool) (*repo, error) {
 	}
 	r := &repo{
 		ID: f.newIDLocked(), Owner: f.userLocked(owner, "Organization"), Name: name,
-		CreatedAt: f.nowLocked(), issues: map[int]*issue{}, labels: map[string]*label{},
+		CreatedAt: f.stampLocked(), issues: map[int]*issue{}, labels: map[string]*label{},
 	}
 	f.repos[strings.ToLower(fullName)] = r
 	f.reposByID[r.ID] = r
@@ -107,7 +107,7 @@ func (f *Fake) AddInstallation(account string, repos ...string) (Installation, e
 			return Installation{}, fmt.Errorf("githubfake: the app is already installed on %s (installation %d)", account, in.ID)
 		}
 	}
-	in := &installation{ID: f.newIDLocked(), Account: f.userLocked(account, "Organization"), CreatedAt: f.nowLocked()}
+	in := &installation{ID: f.newIDLocked(), Account: f.userLocked(account, "Organization"), CreatedAt: f.stampLocked()}
 	added, err := f.attachLocked(in, repos)
 	if err != nil {
 		f.mu.Unlock()
@@ -208,7 +208,7 @@ func (f *Fake) SuspendInstallation(id int64, suspended bool) error {
 	action := "unsuspend"
 	if suspended {
 		action = "suspend"
-		in.SuspendedAt, in.SuspendedBy = f.nowLocked(), f.userLocked(Admin, "User")
+		in.SuspendedAt, in.SuspendedBy = f.stampLocked(), f.userLocked(Admin, "User")
 	} else {
 		in.SuspendedAt, in.SuspendedBy = time.Time{}, nil
 	}

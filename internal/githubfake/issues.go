@@ -21,7 +21,7 @@ type Issue struct {
 	Labels    []string // sorted
 	Comments  int
 	IsPull    bool
-	UpdatedAt time.Time
+	UpdatedAt time.Time // whole seconds, like GitHub's updated_at
 }
 
 // Comment is a snapshot of an issue comment.
@@ -157,7 +157,7 @@ func (f *Fake) issueEventLocked(r *repo, is *issue, action string, sender *user,
 }
 
 func (f *Fake) newIssueLocked(r *repo, u *user, title, body string) *issue {
-	now := f.nowLocked()
+	now := f.stampLocked()
 	r.lastNumber++
 	is := &issue{
 		ID: f.newIDLocked(), Number: r.lastNumber, Title: title, Body: body, State: "open",
@@ -332,7 +332,7 @@ func (f *Fake) commentsOfLocked(r *repo, is *issue) []*comment {
 }
 
 func (f *Fake) setStateLocked(is *issue, state, reason string) {
-	now := f.nowLocked()
+	now := f.stampLocked()
 	is.State, is.UpdatedAt = state, now
 	if state == "closed" {
 		is.ClosedAt, is.StateReason = now, reason
@@ -349,7 +349,7 @@ func (f *Fake) addLabelsLocked(r *repo, is *issue, sender *user, names []string)
 		}
 		l := f.labelLocked(r, n)
 		is.Labels = append(is.Labels, l)
-		is.UpdatedAt = f.nowLocked()
+		is.UpdatedAt = f.stampLocked()
 		hooks = append(hooks, f.issueEventLocked(r, is, "labeled", sender, map[string]any{"label": f.labelJSON(r, l)}))
 	}
 	return hooks
@@ -359,7 +359,7 @@ func (f *Fake) removeLabelLocked(is *issue, name string) *label {
 	for i, l := range is.Labels {
 		if strings.EqualFold(l.Name, name) {
 			is.Labels = append(is.Labels[:i], is.Labels[i+1:]...)
-			is.UpdatedAt = f.nowLocked()
+			is.UpdatedAt = f.stampLocked()
 			return l
 		}
 	}
@@ -367,7 +367,7 @@ func (f *Fake) removeLabelLocked(is *issue, name string) *label {
 }
 
 func (f *Fake) addCommentLocked(r *repo, is *issue, u *user, body string) (*comment, outgoing) {
-	now := f.nowLocked()
+	now := f.stampLocked()
 	c := &comment{ID: f.newIDLocked(), Repo: r, Issue: is.Number, Body: body, User: u, CreatedAt: now, UpdatedAt: now}
 	f.comments[c.ID] = c
 	is.Comments++
@@ -450,7 +450,7 @@ func (f *Fake) listIssues(c *call) reply {
 		if state != "all" && is.State != state {
 			continue
 		}
-		if !since.IsZero() && is.UpdatedAt.Before(since) {
+		if !since.IsZero() && is.UpdatedAt.Before(since) { // "updated at or after", like GitHub
 			continue
 		}
 		okLabels := true
@@ -468,6 +468,8 @@ func (f *Fake) listIssues(c *call) reply {
 	case "comments":
 		key = func(is *issue) time.Time { return time.Unix(int64(is.Comments), 0) }
 	}
+	// GitHub documents no order among items with equal keys (updated_at has whole seconds, so
+	// ties are common); the fake breaks them by number, in the same direction.
 	asc := q.Get("direction") == "asc"
 	sort.SliceStable(list, func(i, j int) bool {
 		a, b := key(list[i]), key(list[j])
@@ -549,7 +551,7 @@ func (f *Fake) editIssue(c *call) reply {
 		is.Body = *req.Body
 	}
 	if len(changes) > 0 {
-		is.UpdatedAt = c.now
+		is.UpdatedAt = f.stampLocked()
 		hooks = append(hooks, f.issueEventLocked(r, is, "edited", f.bot, map[string]any{"changes": changes}))
 	}
 	if req.State != nil && *req.State != is.State {
@@ -762,7 +764,7 @@ func (f *Fake) editComment(c *call) reply {
 	var hooks []outgoing
 	if body != cm.Body {
 		from := cm.Body
-		cm.Body, cm.UpdatedAt = body, c.now
+		cm.Body, cm.UpdatedAt = body, f.stampLocked()
 		hooks = append(hooks, f.repoEventLocked(r, "issue_comment", "edited", f.bot, map[string]any{
 			"issue": f.issueJSON(r, is), "comment": f.commentJSON(cm),
 			"changes": map[string]any{"body": map[string]string{"from": from}},
