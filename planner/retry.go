@@ -132,7 +132,18 @@ func Classify(err error, now time.Time) (Class, time.Duration) {
 func classifyStatus(resp *http.Response, now time.Time) (Class, time.Duration) {
 	switch {
 	case resp.StatusCode == http.StatusTooManyRequests:
-		return TransientClass, parseRetryAfter(resp.Header.Get("Retry-After"), now)
+		if d := parseRetryAfter(resp.Header.Get("Retry-After"), now); d > 0 {
+			return TransientClass, d
+		}
+		// GitHub answers its primary rate limit with 403 or 429 and x-ratelimit-remaining 0:
+		// wait for x-ratelimit-reset. Any other 429 without Retry-After: at least a minute, as
+		// GitHub asks of secondary limits.
+		if resp.Header.Get("X-RateLimit-Remaining") == "0" {
+			if reset, err := strconv.ParseInt(resp.Header.Get("X-RateLimit-Reset"), 10, 64); err == nil {
+				return TransientClass, max(0, time.Unix(reset, 0).Sub(now))
+			}
+		}
+		return TransientClass, time.Minute
 	case resp.StatusCode == http.StatusRequestTimeout: // the server gave up waiting: try again
 		return TransientClass, 0
 	case resp.StatusCode >= 500:

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -26,6 +27,14 @@ func statusError(code int, retryAfter string) error {
 	return &github.ErrorResponse{Response: &http.Response{StatusCode: code, Header: h}, Message: http.StatusText(code)}
 }
 
+// rateLimited is GitHub's 429 primary rate limit: no Retry-After, remaining 0, reset at reset.
+func rateLimited(reset time.Time) error {
+	h := http.Header{}
+	h.Set("X-RateLimit-Remaining", "0")
+	h.Set("X-RateLimit-Reset", strconv.FormatInt(reset.Unix(), 10))
+	return &github.ErrorResponse{Response: &http.Response{StatusCode: http.StatusTooManyRequests, Header: h}, Message: "API rate limit exceeded"}
+}
+
 func TestClassify(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2024, 1, 1, 12, 0, 0, 0, time.UTC)
@@ -41,6 +50,8 @@ func TestClassify(t *testing.T) {
 		{"RetryAfter through %w", fmt.Errorf("x: %w", RetryAfter(errors.New("busy"), time.Minute)), TransientClass, time.Minute},
 		{"5xx through %w", fmt.Errorf("GET /app: %w", statusError(502, "")), TransientClass, 0},
 		{"429 with seconds", statusError(429, "120"), TransientClass, 2 * time.Minute},
+		{"429 primary limit waits for the reset", fmt.Errorf("x: %w", rateLimited(now.Add(7*time.Minute))), TransientClass, 7 * time.Minute},
+		{"429 without any hint waits a minute", statusError(429, ""), TransientClass, time.Minute},
 		{"503 with an HTTP-date", statusError(503, now.Add(90*time.Second).Format(http.TimeFormat)), TransientClass, 90 * time.Second},
 		{"503 with a past HTTP-date", statusError(503, now.Add(-time.Hour).Format(http.TimeFormat)), TransientClass, 0},
 		{"503 with a negative Retry-After", statusError(503, "-5"), TransientClass, 0},
