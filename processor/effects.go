@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -131,7 +132,8 @@ func RemoveLabel(ctx context.Context, ev *Event, number int, label string) error
 		if err != nil {
 			return nil, err
 		}
-		_, err = gh.Issues.RemoveLabelForIssue(ctx, owner, repo, number, label)
+		// go-github puts the name into the path as it is: "kind/bug" would name another path.
+		_, err = gh.Issues.RemoveLabelForIssue(ctx, owner, repo, number, url.PathEscape(label))
 		var er *github.ErrorResponse
 		if errors.As(err, &er) && er.Response != nil && er.Response.StatusCode == http.StatusNotFound {
 			return nil, nil // not there: nothing to remove

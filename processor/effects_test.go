@@ -64,11 +64,16 @@ func TestBuiltinEffects(t *testing.T) {
 			done <- err
 			return err
 		}
-		if err := processor.AddLabels(ctx, ev, iss.Number, "triage", "bug"); err != nil {
+		if err := processor.AddLabels(ctx, ev, iss.Number, "triage", "bug", "kind/crash"); err != nil {
 			done <- err
 			return err
 		}
 		if err := processor.RemoveLabel(ctx, ev, iss.Number, "not-there"); err != nil {
+			done <- err
+			return err
+		}
+		// A label with a slash is one path segment of the request, escaped.
+		if err := processor.RemoveLabel(ctx, ev, iss.Number, "kind/crash"); err != nil {
 			done <- err
 			return err
 		}

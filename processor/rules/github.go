@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
 
 	"github.com/google/go-github/v60/github"
 )
@@ -57,7 +58,8 @@ func (g GitHubClient) AddLabels(ctx context.Context, owner, repo string, number 
 
 // RemoveLabel removes a label; GitHub's 404 for a label that is not there is success.
 func (g GitHubClient) RemoveLabel(ctx context.Context, owner, repo string, number int, label string) error {
-	_, err := g.Client.Issues.RemoveLabelForIssue(ctx, owner, repo, number, label)
+	// go-github puts the name into the path as it is: "kind/bug" would name another path.
+	_, err := g.Client.Issues.RemoveLabelForIssue(ctx, owner, repo, number, url.PathEscape(label))
 	var er *github.ErrorResponse
 	if errors.As(err, &er) && er.Response != nil && er.Response.StatusCode == http.StatusNotFound {
 		return nil

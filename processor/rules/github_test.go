@@ -91,6 +91,9 @@ func TestGitHubClient(t *testing.T) {
 	if err := g.RemoveLabel(ctx, "o", "r", 7, "absent"); err != nil {
 		t.Fatalf("removing an absent label: %v", err)
 	}
+	if err := g.RemoveLabel(ctx, "o", "r", 7, "kind/bug"); err != nil { // one path segment, escaped
+		t.Fatalf("removing a label with a slash: %v", err)
+	}
 	if err := g.RemoveLabel(ctx, "o", "r", 8, "x"); err == nil {
 		t.Fatal("403 swallowed")
 	}
@@ -100,6 +103,7 @@ func TestGitHubClient(t *testing.T) {
 		"PATCH /repos/o/r/issues/comments/3 {\"body\":\"edited\"}\n",
 		"POST /repos/o/r/issues/7/labels [\"a\",\"b\"]\n",
 		"DELETE /repos/o/r/issues/7/labels/present ", "DELETE /repos/o/r/issues/7/labels/absent ",
+		"DELETE /repos/o/r/issues/7/labels/kind/bug ",
 	}
 	if !slices.Equal(calls, want) {
 		t.Fatalf("calls:\n%q\nwant\n%q", calls, want)
