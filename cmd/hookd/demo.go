@@ -220,7 +220,12 @@ func runDemo(ctx context.Context, out, logs io.Writer) error {
 				fail(fmt.Errorf("%s: not seen within 30s (comments: %d)", what, len(cs)))
 				return
 			}
-			time.Sleep(20 * time.Millisecond)
+			select {
+			case <-ctx.Done(): // Ctrl-C
+				fail(fmt.Errorf("%s: %w", what, ctx.Err()))
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
 		}
 	}
 	byBot := func(cs []githubfake.Comment, substr string) int {

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hookd/hookd/internal/payloads"
 	"github.com/hookd/hookd/processor"
@@ -127,5 +128,22 @@ func TestRulesTestEventFlag(t *testing.T) {
 	_, err = runCLI(t, "rules", "test", "--config", cfgFile, "--event", "issues.opened", "--payload", payload)
 	if err == nil || !strings.Contains(err.Error(), "--event issues") || !strings.Contains(err.Error(), "--action opened") {
 		t.Fatalf("--event issues.opened: %v, want a refusal naming --event issues and --action opened", err)
+	}
+}
+
+func TestTrunc(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"short", 10, "short"},
+		{"abcdefghij", 5, "abcd…"},
+		{"naïve résumé", 4, "na…"}, // "ï" is two bytes: not cut in half
+	} {
+		if got := trunc(tc.in, tc.n); got != tc.want || !utf8.ValidString(got) {
+			t.Errorf("trunc(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
+		}
 	}
 }
