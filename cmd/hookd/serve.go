@@ -148,8 +148,8 @@ func newApp(ctx context.Context, cfg *config.Config, log zerolog.Logger, o appOp
 	if a.nc, a.js, err = broker.Open(ctx, url, cfg.NATS, "hookd", log); err != nil {
 		return nil, err
 	}
-	if max := a.nc.MaxPayload(); cfg.HasRole(config.RoleIngest) && max < cfg.HTTP.MaxBodyBytes+maxHeaderRoom {
-		log.Warn().Int64("max_payload", max).Int64("max_body_bytes", cfg.HTTP.MaxBodyBytes).
+	if mp := a.nc.MaxPayload(); cfg.HasRole(config.RoleIngest) && mp < cfg.HTTP.MaxBodyBytes+maxHeaderRoom {
+		log.Warn().Int64("max_payload", mp).Int64("max_body_bytes", cfg.HTTP.MaxBodyBytes).
 			Msg("the NATS server's max_payload is below http.max_body_bytes: larger deliveries will be answered 503 and never stored; raise max_payload on the NATS servers (32MB fits GitHub's 25 MiB cap), or lower http.max_body_bytes")
 	}
 
