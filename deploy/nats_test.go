@@ -4,7 +4,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -20,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/hookd/hookd/internal/broker"
+	"github.com/hookd/hookd/internal/broker/brokertest"
 	"github.com/hookd/hookd/internal/config"
 	"github.com/hookd/hookd/internal/event"
 )
@@ -51,7 +51,7 @@ func TestComposeNATSCluster(t *testing.T) {
 	type addrs struct{ client, cluster, monitor int }
 	ports := map[string]addrs{}
 	for _, n := range nodes {
-		ports[n] = addrs{freeTCPPort(t), freeTCPPort(t), freeTCPPort(t)}
+		ports[n] = addrs{brokertest.FreePort(t), brokertest.FreePort(t), brokertest.FreePort(t)}
 	}
 	// local maps a container address host:port of the compose network to loopback.
 	local := func(hostport string) string {
@@ -283,14 +283,4 @@ func waitHealthz(t *testing.T, name string, port int) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatalf("%s: %s did not answer 200 within 45s (last: %s)", name, url, last)
-}
-
-func freeTCPPort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }

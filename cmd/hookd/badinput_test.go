@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hookd/hookd/ingest"
+	"github.com/hookd/hookd/internal/broker/brokertest"
 	"github.com/hookd/hookd/internal/config"
 	"github.com/hookd/hookd/internal/githubfake"
 	"github.com/hookd/hookd/internal/payloads"
@@ -30,7 +31,7 @@ func TestServeBadInput(t *testing.T) {
 		want []string
 	}{
 		{"unreachable NATS", func(t *testing.T, c *config.Config) {
-			c.NATS.URL = "nats://127.0.0.1:" + strconv.Itoa(freePort(t))
+			c.NATS.URL = "nats://127.0.0.1:" + strconv.Itoa(brokertest.FreePort(t))
 			c.NATS.ConnectTimeout = time.Second
 		}, []string{"HOOKD_NATS_URL"}},
 		{"malformed private key", func(t *testing.T, c *config.Config) {

@@ -396,7 +396,7 @@ func TestServeDurability(t *testing.T) {
 // the command (not started), the base URL of its HTTP server and its combined output.
 func hookdProcess(t *testing.T, cfg *config.Config, fake *githubfake.Fake, args string, env ...string) (*exec.Cmd, string, *lockedBuffer) {
 	t.Helper()
-	httpPort, natsPort := freePort(t), freePort(t)
+	httpPort, natsPort := brokertest.FreePort(t), brokertest.FreePort(t)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(),
 		"HOOKD_TEST_MAIN=1", "HOOKD_TEST_ARGS="+args,
@@ -427,16 +427,6 @@ func (l *lockedBuffer) Write(p []byte) (int, error) {
 }
 
 func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.buf.String() }
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 // TestDemo runs `hookd demo` as a user would and requires it to succeed.
 func TestDemo(t *testing.T) {

@@ -223,7 +223,7 @@ func StartCluster(t testing.TB, n int) *Cluster {
 	ports := make([]int, n)
 	cports := make([]int, n)
 	for i := range n {
-		ports[i], cports[i] = freePort(t), freePort(t)
+		ports[i], cports[i] = FreePort(t), FreePort(t)
 	}
 	var routes []string
 	for _, cp := range cports {
@@ -263,7 +263,9 @@ func StartCluster(t testing.TB, n int) *Cluster {
 	return nil
 }
 
-func freePort(t testing.TB) int {
+// FreePort returns a loopback TCP port that was free a moment ago: another process may take it
+// before the caller listens on it, so use it only where a fixed port is needed.
+func FreePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
