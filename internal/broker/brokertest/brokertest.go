@@ -1,6 +1,6 @@
-// Package brokertest starts real nats-servers for tests: in-process (New) or as a separate process
-// (StartProcess) for crash and restart tests. Every hookd package's tests use it; nothing mocks
-// JetStream.
+// Package brokertest starts real nats-servers for tests: in-process (New, Plain) or as separate
+// processes (StartProcess, StartCluster) for crash, restart and cluster tests. Every hookd
+// package's tests use it; nothing mocks JetStream.
 package brokertest
 
 import (
@@ -149,14 +149,17 @@ func buildServer() (string, error) {
 	return bin, os.Rename(filepath.Join(tmp, "nats-server"), bin)
 }
 
-// Process is a nats-server running as its own OS process.
+// Process is a nats-server running as its own OS process. Its log goes to Log, a file in the
+// test's temp directory that failures quote from.
 type Process struct {
 	Cmd   *exec.Cmd
 	URL   string
 	Port  int
 	Store string
+	Log   string
 	t     testing.TB
-	extra []string // more server flags (cluster)
+	extra []string      // more server flags (cluster)
+	done  chan struct{} // closed when the process has exited
 }
 
 func (p *Process) args() []string {
@@ -167,47 +170,112 @@ func (p *Process) args() []string {
 // store in a temp dir. Kill it with Kill (SIGKILL) and bring it back with Start.
 func StartProcess(t testing.TB) *Process {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
+	port := FreePort(t)
 	p := &Process{Port: port, Store: t.TempDir(), URL: fmt.Sprintf("nats://127.0.0.1:%d", port), t: t}
+	p.Log = filepath.Join(t.TempDir(), "nats-server.log")
 	p.Start()
 	t.Cleanup(func() { p.Kill() })
 	return p
 }
 
 // Start (re)starts the process on the same port and store and waits until it accepts clients.
+// It fails the test at once, quoting the server's log, if the process exits meanwhile.
 func (p *Process) Start() {
 	p.t.Helper()
-	p.Cmd = exec.Command(ServerBinary(p.t), p.args()...)
-	if err := p.Cmd.Start(); err != nil {
-		p.t.Fatalf("start nats-server: %v", err)
+	if err := p.spawn(); err != nil {
+		p.t.Fatal(err)
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		nc, err := nats.Connect(p.URL, nats.Timeout(time.Second))
-		if err == nil {
-			js, _ := jetstream.New(nc)
-			_, err = js.AccountInfo(context.Background())
-			nc.Close()
-			if err == nil {
-				return
-			}
+		if p.exited() {
+			p.t.Fatalf("nats-server process on %s exited before it was ready (%v); its log:\n%s", p.URL, p.Cmd.ProcessState, p.logTail())
+		}
+		if p.ready(time.Second) {
+			return
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	p.t.Fatalf("nats-server process on %s not ready after 30s", p.URL)
+	p.t.Fatalf("nats-server process on %s not ready after 30s; its log:\n%s", p.URL, p.logTail())
+}
+
+// spawn starts the process, its output appended to p.Log, and reaps it when it exits.
+func (p *Process) spawn() error {
+	if p.Log == "" {
+		p.Log = filepath.Join(p.t.TempDir(), "nats-server.log")
+	}
+	f, err := os.OpenFile(p.Log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(f, "--- %s: nats-server %s\n", time.Now().Format(time.RFC3339Nano), strings.Join(p.args(), " "))
+	p.Cmd = exec.Command(ServerBinary(p.t), p.args()...)
+	p.Cmd.Stdout, p.Cmd.Stderr = f, f
+	if err := p.Cmd.Start(); err != nil {
+		f.Close()
+		return fmt.Errorf("start nats-server: %w", err)
+	}
+	done := make(chan struct{})
+	p.done = done
+	go func(cmd *exec.Cmd) {
+		_ = cmd.Wait()
+		f.Close()
+		close(done)
+	}(p.Cmd)
+	return nil
+}
+
+func (p *Process) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// ready reports whether the server accepts a client and answers a JetStream request.
+func (p *Process) ready(timeout time.Duration) bool {
+	return jetStreamReady(p.URL, timeout)
+}
+
+func jetStreamReady(url string, timeout time.Duration) bool {
+	nc, err := nats.Connect(url, nats.Timeout(timeout))
+	if err != nil {
+		return false
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*timeout)
+	defer cancel()
+	_, err = js.AccountInfo(ctx)
+	return err == nil
+}
+
+// logTail is the end of the process's log, for failure messages.
+func (p *Process) logTail() string {
+	b, err := os.ReadFile(p.Log)
+	if err != nil {
+		return fmt.Sprintf("(no log: %v)", err)
+	}
+	const max = 4 << 10
+	if len(b) > max {
+		b = append([]byte("..."), b[len(b)-max:]...)
+	}
+	return string(b)
 }
 
 // Kill sends SIGKILL and waits for the process to exit.
 func (p *Process) Kill() {
-	if p.Cmd != nil && p.Cmd.Process != nil && p.Cmd.ProcessState == nil {
-		_ = p.Cmd.Process.Kill()
-		_ = p.Cmd.Wait()
+	if p.Cmd == nil || p.Cmd.Process == nil || p.done == nil {
+		return
 	}
+	if !p.exited() {
+		_ = p.Cmd.Process.Kill()
+	}
+	<-p.done
 }
 
 // Cluster is a JetStream cluster of nats-server processes on loopback.
@@ -217,8 +285,30 @@ type Cluster struct {
 }
 
 // StartCluster runs n clustered nats-server processes with JetStream and waits until the
-// cluster has a JetStream meta leader.
+// cluster has a JetStream meta leader. Its ports are picked in advance, so another process may
+// take one meanwhile; a node that exits before the cluster is ready (or a cluster that is not
+// ready within a minute) is started again on fresh ports, up to three times in all. Each
+// cluster gets a name of its own, so that clusters of tests running at once cannot join.
 func StartCluster(t testing.TB, n int) *Cluster {
+	t.Helper()
+	var report []string
+	for attempt := 1; attempt <= 3; attempt++ {
+		c, why := startCluster(t, n, attempt)
+		if why == "" {
+			return c
+		}
+		report = append(report, fmt.Sprintf("attempt %d: %s", attempt, why))
+		for _, p := range c.Nodes {
+			p.Kill()
+			report = append(report, fmt.Sprintf("node %s log:\n%s", p.URL, p.logTail()))
+		}
+	}
+	t.Fatalf("JetStream cluster of %d nodes did not start:\n%s", n, strings.Join(report, "\n"))
+	return nil
+}
+
+// startCluster makes one attempt; why says what went wrong, empty if the cluster is ready.
+func startCluster(t testing.TB, n, attempt int) (c *Cluster, why string) {
 	t.Helper()
 	ports := make([]int, n)
 	cports := make([]int, n)
@@ -229,14 +319,16 @@ func StartCluster(t testing.TB, n int) *Cluster {
 	for _, cp := range cports {
 		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", cp))
 	}
-	c := &Cluster{}
+	name := fmt.Sprintf("hookd-test-%d-%d", os.Getpid(), ports[0])
+	c = &Cluster{}
 	var urls []string
+	logs := t.TempDir()
 	for i := range n {
 		p := &Process{Port: ports[i], Store: t.TempDir(), URL: fmt.Sprintf("nats://127.0.0.1:%d", ports[i]), t: t,
-			extra: []string{"-n", fmt.Sprintf("node%d", i), "--cluster_name", "hookd-test",
+			Log: filepath.Join(logs, fmt.Sprintf("node%d-attempt%d.log", i, attempt)),
+			extra: []string{"-n", fmt.Sprintf("node%d", i), "--cluster_name", name,
 				"--cluster", fmt.Sprintf("nats://127.0.0.1:%d", cports[i]), "--routes", strings.Join(routes, ",")}}
-		p.Cmd = exec.Command(ServerBinary(t), p.args()...)
-		if err := p.Cmd.Start(); err != nil {
+		if err := p.spawn(); err != nil {
 			t.Fatalf("start node %d: %v", i, err)
 		}
 		t.Cleanup(p.Kill)
@@ -246,21 +338,17 @@ func StartCluster(t testing.TB, n int) *Cluster {
 	c.URL = strings.Join(urls, ",")
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
-		nc, err := nats.Connect(c.URL, nats.Timeout(time.Second))
-		if err == nil {
-			js, _ := jetstream.New(nc)
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			_, err = js.AccountInfo(ctx)
-			cancel()
-			nc.Close()
-			if err == nil {
-				return c
+		for _, p := range c.Nodes {
+			if p.exited() {
+				return c, fmt.Sprintf("node %s exited before the cluster was ready (%v)", p.URL, p.Cmd.ProcessState)
 			}
+		}
+		if jetStreamReady(c.URL, time.Second) {
+			return c, ""
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Fatalf("JetStream cluster of %d nodes not ready after 60s", n)
-	return nil
+	return c, "no JetStream meta leader after 60s"
 }
 
 // FreePort returns a loopback TCP port that was free a moment ago: another process may take it

@@ -1,14 +1,18 @@
 package brokertest
 
 import (
+	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 )
 
 // TestServerBinary: the binary is the module's nats-server version, kept in the user's cache
@@ -59,5 +63,49 @@ func TestServerBinary(t *testing.T) {
 	}
 	if after, err := os.Stat(bin); err != nil || !after.ModTime().Equal(before.ModTime()) {
 		t.Errorf("next run rebuilt the binary (%v)", err)
+	}
+}
+
+// TestProcessExitSeen: a nats-server process that cannot listen exits, the helper sees it at
+// once instead of polling for 30 s, and its log says why.
+func TestProcessExitSeen(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	port := l.Addr().(*net.TCPAddr).Port
+	p := &Process{Port: port, Store: t.TempDir(), URL: fmt.Sprintf("nats://127.0.0.1:%d", port), t: t}
+	if err := p.spawn(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Kill)
+	select {
+	case <-p.done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("nats-server on a taken port still running after 20s")
+	}
+	if !p.exited() || p.Cmd.ProcessState.Success() {
+		t.Fatalf("exited=%v state=%v; want a failed exit", p.exited(), p.Cmd.ProcessState)
+	}
+	if tail := p.logTail(); !strings.Contains(tail, "address already in use") {
+		t.Errorf("log does not say why it exited:\n%s", tail)
+	}
+	p.Kill() // idempotent after exit
+}
+
+// TestStartCluster: the cluster answers JetStream requests, and its nodes are named for it alone.
+func TestStartCluster(t *testing.T) {
+	c := StartCluster(t, 3)
+	if !jetStreamReady(c.URL, time.Second) {
+		t.Fatal("cluster not ready after StartCluster")
+	}
+	nc, err := nats.Connect(c.Nodes[1].URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if name := nc.ConnectedClusterName(); !strings.HasPrefix(name, "hookd-test-") || name == "hookd-test" {
+		t.Errorf("cluster name %q, want one of its own", name)
 	}
 }
