@@ -8,7 +8,8 @@
 #   (c) floor   net/http + HMAC + one synchronous JetStream publish (the durable floor)
 #   (d) probot  a no-op Probot app (Node), bench/probot
 # and, when named in TARGETS, hookd-gc<N>: (a) run with GOGC=<N>; hookd-at-<rev>: (a) built from
-# git revision <rev> (an A/B against an earlier build in the same run).
+# git revision <rev> (an A/B against an earlier build in the same run); floor-conns<N>: (c) publishing
+# over N NATS connections in turn.
 # Every round starts the target afresh (fresh data directory), waits until it answers a signed
 # delivery, warms up for WARMUP, measures for DURATION (bench/cmd/load) and stops it. Then one
 # long round each of hookd, the floor and the floor on a plain stream (floor-plain: a subject per
@@ -117,12 +118,14 @@ start() {
 		"$TMP/bare" -addr 127.0.0.1:$((BASE_PORT + 1)) 2>>"$OUT/bare.log" &
 		PID=$! URL=http://127.0.0.1:$((BASE_PORT + 1))/webhook EXPECT=202
 		;;
-	floor | floor-plain)
+	floor | floor-plain | floor-conns*)
+		# floor-conns<N>: the floor publishing over N NATS connections in turn.
 		rm -rf "$data" && mkdir -p "$data"
-		local stream=hookd
+		local stream=hookd conns=1
 		[[ $target == floor-plain ]] && stream=plain
+		[[ $target == floor-conns* ]] && conns=${target#floor-conns}
 		"$TMP/floor" -addr 127.0.0.1:$((BASE_PORT + 2)) -nats 127.0.0.1:$((BASE_PORT + 11)) \
-			-secret "$SECRET" -data "$data" -sync "$sync" -stream $stream 2>>"$OUT/floor.log" &
+			-secret "$SECRET" -data "$data" -sync "$sync" -stream $stream -conns "$conns" 2>>"$OUT/floor.log" &
 		PID=$! URL=http://127.0.0.1:$((BASE_PORT + 2))/webhook EXPECT=202
 		;;
 	probot)

@@ -11,6 +11,8 @@
 // payload) with the delivery id as Nats-Msg-Id. With -stream plain it creates a plain file stream
 // BENCH instead (one subject per event name, de-duplication only by Nats-Msg-Id within the default
 // 2-minute window) and publishes to bench.<event>: the same work without a subject per delivery.
+// With -conns N it opens N connections to the server and spreads the publishes over them in turn
+// (hookd uses one).
 //
 //	go run ./bench/cmd/floor -addr 127.0.0.1:8082 -secret s -data /tmp/floor -sync always
 package main
@@ -28,6 +30,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -46,16 +49,20 @@ func main() {
 	data := flag.String("data", "", "data directory for the file store (required; use a fresh one per run)")
 	syncPolicy := flag.String("sync", broker.SyncAlways, "fsync policy: always or interval")
 	streamKind := flag.String("stream", "hookd", "stream to publish to: hookd (hookd's events stream) or plain")
+	conns := flag.Int("conns", 1, "NATS connections to spread the publishes over")
 	flag.Parse()
-	if err := run(*addr, *natsAddr, *secret, *data, *syncPolicy, *streamKind); err != nil {
+	if err := run(*addr, *natsAddr, *secret, *data, *syncPolicy, *streamKind, *conns); err != nil {
 		fmt.Fprintln(os.Stderr, "floor:", err)
 		os.Exit(1)
 	}
 }
 
-func run(addr, natsAddr, secret, data, syncPolicy, streamKind string) error {
+func run(addr, natsAddr, secret, data, syncPolicy, streamKind string, conns int) error {
 	if secret == "" || data == "" {
 		return errors.New("-secret and -data are required")
+	}
+	if conns < 1 {
+		return fmt.Errorf("-conns %d: want at least 1", conns)
 	}
 	if streamKind != "hookd" && streamKind != "plain" {
 		return fmt.Errorf("-stream %q: use hookd or plain", streamKind)
@@ -75,15 +82,21 @@ func run(addr, natsAddr, secret, data, syncPolicy, streamKind string) error {
 		return err
 	}
 	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
-	nc, err := broker.Connect(ctx, ns.ClientURL(), cfg, "floor", log)
-	if err != nil {
-		return err
+	var jss []jetstream.JetStream
+	for range conns {
+		nc, err := broker.Connect(ctx, ns.ClientURL(), cfg, "floor", log)
+		if err != nil {
+			return err
+		}
+		defer nc.Close()
+		js, err := jetstream.New(nc)
+		if err != nil {
+			return err
+		}
+		jss = append(jss, js)
 	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
+	js := jss[0]
+	var next atomic.Uint64
 	subject := func(ev, id string) string { return event.InSubject(event.Tenant{}, ev, id) }
 	if streamKind == "plain" {
 		subject = func(ev, _ string) string { return "bench." + ev }
@@ -124,6 +137,7 @@ func run(addr, natsAddr, secret, data, syncPolicy, streamKind string) error {
 			pctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 			defer cancel()
 			msg := &nats.Msg{Subject: subject(ev, id), Data: body}
+			js := jss[next.Add(1)%uint64(len(jss))]
 			dup, err := broker.PublishOutcome(js.PublishMsg(pctx, msg, jetstream.WithMsgID(id)))
 			switch {
 			case err != nil:
@@ -137,7 +151,7 @@ func run(addr, natsAddr, secret, data, syncPolicy, streamKind string) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
-	fmt.Fprintf(os.Stderr, "floor: listening on %s, embedded JetStream on %s (sync %s, stream %s)\n", addr, ns.ClientURL(), syncPolicy, streamKind)
+	fmt.Fprintf(os.Stderr, "floor: listening on %s, embedded JetStream on %s (sync %s, stream %s, %d connections)\n", addr, ns.ClientURL(), syncPolicy, streamKind, conns)
 	select {
 	case err := <-errc:
 		return err
