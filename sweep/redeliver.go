@@ -54,7 +54,7 @@ type RedeliverReport struct {
 	Unsubscribed int    // deliveries of events no rule or handler subscribes to
 	Requested    int    // redeliveries requested
 	Refused      int    // redeliveries GitHub refused for the delivery itself (gone, not redeliverable): passed over
-	Pending      int    // a redelivery was requested less than redelivery_min_age ago
+	Pending      int    // a redelivery was requested less than redelivery_min_age ago; the mark stays before it
 	Exhausted    int    // max_redeliveries reached
 	Capped       bool   // redeliveries_per_pass reached; the rest waits for the next pass
 }
@@ -152,17 +152,24 @@ list:
 	}
 	done := map[string]bool{}
 	refusedInRow := 0
+	// A pending delivery holds the mark before it: a later pass must look at it again.
+	held := false
+	markPast := func(d *github.HookDelivery) {
+		if !held {
+			st.Mark = d.GetID()
+		}
+	}
 	for _, d := range cands {
 		guid := d.GetGUID()
 		if done[guid] || !event.ValidDeliveryID(guid) {
-			st.Mark = d.GetID()
+			markPast(d)
 			continue
 		}
 		if !s.subscribed(d.GetEvent()) {
 			done[guid] = true
 			rep.Unsubscribed++
 			s.m.redeliveries.WithLabelValues("unsubscribed").Inc()
-			st.Mark = d.GetID()
+			markPast(d)
 			continue
 		}
 		stored, err := isStored(ctx, stream, d)
@@ -172,7 +179,7 @@ list:
 		if stored {
 			done[guid] = true
 			rep.Stored++
-			st.Mark = d.GetID()
+			markPast(d)
 			continue
 		}
 		n, last, err := s.redeliveries(ctx, guid)
@@ -181,7 +188,11 @@ list:
 		}
 		switch {
 		case n > 0 && now.Sub(last) < s.cfg.RedeliveryMinAge:
+			// Its redelivery's outcome is not known yet. This entry may be the log entry of that
+			// redelivery (settled by GitHub's clock before redelivery_min_age passed by hookd's),
+			// the last one of its GUID: passing it would never look at the GUID again.
 			rep.Pending++
+			held = true
 		case n >= s.cfg.MaxRedeliveries:
 			rep.Exhausted++
 			s.m.redeliveries.WithLabelValues("exhausted").Inc()
@@ -218,7 +229,7 @@ list:
 			}
 		}
 		done[guid] = true
-		st.Mark = d.GetID()
+		markPast(d)
 	}
 	return nil
 }

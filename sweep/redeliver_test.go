@@ -318,6 +318,138 @@ func TestRedeliver(t *testing.T) {
 		}
 	})
 
+	t.Run("a redelivery that failed again is retried when hookd's clock runs ahead of GitHub's", func(t *testing.T) {
+		t.Parallel()
+		e := setup(t, Config{})
+		// hookd's clock runs ahead: a redelivery's log entry (dated by GitHub) settles before
+		// the request that caused it (dated by hookd) is redelivery_min_age old.
+		const skew = 30 * time.Second
+		svc := e.newService(Config{}, func(o *Options) { o.Now = func() time.Time { return e.fake.Now().Add(skew) } })
+		e.mode.Store(modeFail)
+		if _, err := e.fake.OpenIssue("acme/api", "alice", "bug", ""); err != nil {
+			t.Fatal(err)
+		}
+		guid := e.lastGUID()
+		e.fake.Advance(settle)
+		if rep := e.redeliver(svc); rep.Requested != 1 {
+			t.Fatalf("first pass: %+v", rep)
+		}
+		if at := e.attempts(guid); len(at) != 2 || at[1].OK() {
+			t.Fatalf("setup: want the redelivery logged as failed: %+v", at)
+		}
+		// The failed redelivery's entry is settled, its request not yet old enough.
+		e.fake.Advance(svc.cfg.RedeliveryMinAge - skew/2)
+		if rep := e.redeliver(svc); rep.Pending != 1 || rep.Requested != 0 {
+			t.Fatalf("pass while the redelivery is pending: %+v", rep)
+		}
+		e.mode.Store(modeStore)
+		e.fake.Advance(settle)
+		if rep := e.redeliver(svc); rep.Requested != 1 || !e.storedGUID(guid) {
+			t.Fatalf("pass after the redelivery failed: %+v, stored %v; the pending delivery was passed over", rep, e.storedGUID(guid))
+		}
+	})
+
+	t.Run("a long outage: pages of failed deliveries, some failing again, each stored once", func(t *testing.T) {
+		t.Parallel()
+		e := setup(t, Config{})
+		const n = 150 // two pages of the delivery log, three passes' worth of redeliveries
+		e.mode.Store(modeFail)
+		guids := map[string]bool{}
+		for range n {
+			if _, err := e.fake.OpenIssue("acme/api", "alice", "bug", ""); err != nil {
+				t.Fatal(err)
+			}
+			guids[e.lastGUID()] = true
+		}
+		// The first two passes' redeliveries fail again; then hookd is back.
+		var requested int
+		for pass := 0; ; pass++ {
+			if pass == 2 {
+				e.mode.Store(modeStore)
+			}
+			if pass > 20 {
+				t.Fatalf("still redelivering after %d passes (%d requested)", pass, requested)
+			}
+			e.fake.Advance(settle)
+			rep := e.redeliver(e.svc)
+			requested += rep.Requested
+			if rep.Exhausted > 0 || rep.Refused > 0 {
+				t.Fatalf("pass %d: %+v", pass, rep)
+			}
+			if pass > 2 && rep.Requested == 0 {
+				break
+			}
+		}
+		if want := n + 2*e.svc.cfg.RedeliveriesPerPass; requested != want {
+			t.Fatalf("%d redeliveries requested, want %d (each once, and those that failed again twice)", requested, want)
+		}
+		stored := map[string]bool{}
+		for _, m := range e.stored() {
+			stored[m.Header.Get("Hookd-Delivery")] = true
+		}
+		for g := range guids {
+			at := e.attempts(g)
+			if !stored[g] || !at[len(at)-1].OK() {
+				t.Fatalf("%s not stored: %+v", g, at)
+			}
+			for _, a := range at[:len(at)-1] {
+				if a.OK() {
+					t.Fatalf("%s redelivered after it was delivered: %+v", g, at)
+				}
+			}
+		}
+	})
+
+	t.Run("a delivery log or redelivery failing midway: nothing skipped, nothing requested twice", func(t *testing.T) {
+		t.Parallel()
+		e := setup(t, Config{})
+		const n = 150 // two pages of the delivery log
+		e.fake.SetWebhookOutage(true)
+		var guids []string
+		for range n {
+			if _, err := e.fake.OpenIssue("acme/api", "alice", "bug", ""); err != nil {
+				t.Fatal(err)
+			}
+			guids = append(guids, e.lastGUID())
+		}
+		e.fake.SetWebhookOutage(false)
+		e.fake.Advance(settle)
+		// The first pass's second listing page answers 502, the second pass's third
+		// redelivery request too.
+		var lists, posts atomic.Int32
+		hook := roundTripFunc(func(req *http.Request) (*http.Response, error) {
+			if req.Method == http.MethodPost && strings.HasSuffix(req.URL.Path, "/attempts") && posts.Add(1) == 3 {
+				e.fake.InjectFault(githubfake.ServerError("/app/hook/deliveries/*/attempts", 1, http.StatusBadGateway))
+			}
+			resp, err := http.DefaultTransport.RoundTrip(req)
+			if err == nil && req.Method == http.MethodGet && strings.HasSuffix(req.URL.Path, "/app/hook/deliveries") && lists.Add(1) == 1 {
+				e.fake.InjectFault(githubfake.ServerError("/app/hook/deliveries", 1, http.StatusBadGateway))
+			}
+			return resp, err
+		})
+		svc := e.serviceOver(hook)
+		svc.cfg.RedeliveriesPerPass = n
+		if rep, err := svc.redeliverOnce(e.ctx); err == nil || rep.Requested != 0 {
+			t.Fatalf("pass with a 502 on the log's second page: %+v %v", rep, err)
+		}
+		if rep, err := svc.redeliverOnce(e.ctx); err == nil || rep.Requested != 2 {
+			t.Fatalf("pass with a 502 on the third redelivery: %+v %v", rep, err)
+		}
+		e.fake.Advance(settle)
+		if rep := e.redeliver(svc); rep.Requested != n-2 || rep.Stored != 2 {
+			t.Fatalf("pass after the 502s: %+v", rep)
+		}
+		stored := map[string]bool{}
+		for _, m := range e.stored() {
+			stored[m.Header.Get("Hookd-Delivery")] = true
+		}
+		for _, g := range guids {
+			if at := e.attempts(g); len(at) != 2 || !stored[g] {
+				t.Fatalf("%s: %d log entries, stored %v; want the failed one and one redelivery", g, len(at), stored[g])
+			}
+		}
+	})
+
 	t.Run("one replica reads the log at a time", func(t *testing.T) {
 		t.Parallel()
 		e := setup(t, Config{})

@@ -226,7 +226,8 @@ pages:
 		}
 		if err != nil {
 			s.m.apiCalls.WithLabelValues("error").Inc()
-			st.Cursor = since
+			// The pages read are dealt with: the next pass starts after them (when they were full).
+			s.moveCursor(st, since, newest, full, now)
 			return OutcomeError, fmt.Errorf("list issues of %s: %w", t.FullName(), err)
 		}
 		rep.Calls++
@@ -347,7 +348,14 @@ func (s *Service) reconcileItem(ctx context.Context, cl *github.Client, t event.
 		Installation: InstallationRef{ID: t.InstallationID},
 		Sender:       Sender{Login: bot, Type: "Bot"},
 	}
+	id := ReconcileDeliveryID(t.RepositoryID, it.Number, it.UpdatedAt)
 	if isPR {
+		// Fetching the pull request costs a call. Skip it when an earlier pass stored this event
+		// and the processor has not recorded it yet (it is behind, or the handling failed):
+		// every pass that lists the item again would pay it.
+		if stored, err := s.reconcileStored(ctx, t, name, id); err != nil || stored {
+			return false, stored, err
+		}
 		pr, err := s.getPull(ctx, cl, t, it.Number, rep)
 		if err != nil {
 			return false, false, err
@@ -361,7 +369,7 @@ func (s *Service) reconcileItem(ctx context.Context, cl *github.Client, t event.
 		return false, false, err
 	}
 	m := event.Meta{
-		Event: name, Action: ActionReconcile, Delivery: ReconcileDeliveryID(t.RepositoryID, it.Number, it.UpdatedAt),
+		Event: name, Action: ActionReconcile, Delivery: id,
 		InstallationID: t.InstallationID, RepositoryID: t.RepositoryID, Repository: t.FullName(), Owner: t.Owner,
 		Sender: bot, SenderType: "Bot", ReceivedAt: now, SecretIndex: -1, Source: event.SourceReconcile,
 	}
@@ -375,6 +383,20 @@ func (s *Service) reconcileItem(ctx context.Context, cl *github.Client, t event.
 		s.m.drift.Inc()
 	}
 	return !dup, dup, nil
+}
+
+// reconcileStored reports whether the events stream holds the reconcile event name/id of t (a
+// subject-filtered stream info: subject counts, no message bodies).
+func (s *Service) reconcileStored(ctx context.Context, t event.Tenant, name, id string) (bool, error) {
+	stream, err := s.js.Stream(ctx, broker.StreamEvents)
+	if err != nil {
+		return false, fmt.Errorf("events stream: %w", err)
+	}
+	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(event.EventsPrefix+".*."+t.Key()+"."+name+"."+id))
+	if err != nil {
+		return false, fmt.Errorf("look up reconcile event %s in %s: %w", id, broker.StreamEvents, err)
+	}
+	return len(info.State.Subjects) > 0, nil
 }
 
 // seen reports whether hookd has handled it at its latest updated_at (the processor's ItemState).

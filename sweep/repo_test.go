@@ -187,6 +187,78 @@ func TestSweep(t *testing.T) {
 		}
 	})
 
+	t.Run("a drifted pull request is fetched once while its reconcile event waits", func(t *testing.T) {
+		t.Parallel()
+		e := setup(t, Config{})
+		e.fake.SetWebhookOutage(true)
+		if _, err := e.fake.OpenPullRequest("acme/api", "alice", githubfake.PullRequest{Title: "fix"}); err != nil {
+			t.Fatal(err)
+		}
+		e.fake.Advance(5 * time.Minute)
+		if rep := e.sweep(e.svc, e.api); rep.Drift != 1 || rep.Calls != 2 {
+			t.Fatalf("first pass: %+v", rep)
+		}
+		// The processor has not handled the reconcile event yet; another change makes the
+		// listing answer 200 again.
+		if _, err := e.fake.OpenIssue("acme/api", "alice", "bug", ""); err != nil {
+			t.Fatal(err)
+		}
+		e.fake.Advance(5 * time.Minute)
+		if rep := e.sweep(e.svc, e.api); rep.Drift != 1 || rep.Duplicates != 1 || rep.Calls != 1 {
+			t.Fatalf("second pass: %+v, want the listing as its only call (the pull request's event is stored)", rep)
+		}
+	})
+
+	t.Run("a listing that fails midway carries on after the pages it read", func(t *testing.T) {
+		t.Parallel()
+		e := setup(t, Config{})
+		const n = 2*perPage + 50
+		e.fake.SetWebhookOutage(true)
+		for range n {
+			if _, err := e.fake.OpenIssue("acme/api", "alice", "bug", ""); err != nil {
+				t.Fatal(err)
+			}
+			e.fake.Advance(time.Second)
+		}
+		e.fake.SetWebhookOutage(false)
+		e.fake.Advance(e.svc.cfg.DriftMinAge)
+		// GitHub answers 502 to the listing's second page.
+		var lists atomic.Int32
+		hook := roundTripFunc(func(req *http.Request) (*http.Response, error) {
+			resp, err := http.DefaultTransport.RoundTrip(req)
+			if err == nil && req.Method == http.MethodGet && strings.HasSuffix(req.URL.Path, "/repos/acme/api/issues") && lists.Add(1) == 1 {
+				e.fake.InjectFault(githubfake.ServerError("/repos/acme/api/issues", 1, http.StatusBadGateway))
+			}
+			return resp, err
+		})
+		svc := e.serviceOver(hook)
+		rep, err := svc.sweepOnce(e.ctx, e.api)
+		if err == nil || rep.Drift != perPage {
+			t.Fatalf("pass with a 502 on page 2: %+v %v", rep, err)
+		}
+		// The next pass starts after the page read: two calls for the 150 items left, not
+		// three for all of them again.
+		rep = e.sweep(svc, e.api)
+		if rep.Drift != n-perPage || rep.Calls != 2 || rep.Duplicates > 1 {
+			t.Fatalf("pass after the 502: %+v", rep)
+		}
+		got := map[int]bool{}
+		for _, m := range e.reconciles() {
+			var p struct {
+				Issue struct{ Number int } `json:"issue"`
+			}
+			if err := json.Unmarshal(m.Data, &p); err != nil {
+				t.Fatal(err)
+			}
+			got[p.Issue.Number] = true
+		}
+		for i := 1; i <= n; i++ {
+			if !got[i] {
+				t.Fatalf("issue %d has no reconcile event", i)
+			}
+		}
+	})
+
 	t.Run("an item updated while the listing is read does not push another off its pages", func(t *testing.T) {
 		t.Parallel()
 		e := setup(t, Config{})
