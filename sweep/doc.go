@@ -15,7 +15,10 @@
 //     X-GitHub-Delivery, so ingest stores it once. At most max_redeliveries per delivery
 //     (bookkeeping keys with a TTL), redeliveries_per_pass per pass, one replica at a time. A
 //     delivery GitHub refuses to redeliver (400, 404, 410, 422: gone from its log) is passed
-//     over; rate limits and server errors end the pass, to be tried again.
+//     over; rate limits and server errors end the pass, to be tried again. A pass that stops
+//     short (capped, or waiting on a redelivery's outcome) keeps the log entries it read and
+//     did not pass (up to 2000) in redeliver.cursor, so that the next pass reads only the log
+//     written since: a backlog of failed deliveries is read from GitHub once, not once a pass.
 //   - worker:sweep:<owner>/<name> lists a repository's issues and pull requests updated since
 //     its cursor with a conditional request (an unchanged repository answers 304, which costs
 //     no rate limit), compares each with the processor's ItemState in hookd_state, and stores a

@@ -23,11 +23,66 @@ type RedeliverState struct {
 	// Mark: every delivery with an id up to Mark has been evaluated (delivery ids grow with
 	// time). The next pass reads the log, newest first, down to Mark.
 	Mark int64 `json:"mark"`
+	// Top and Todo spare a pass that stopped short (capped, or holding for a redelivery whose
+	// outcome is not known yet) from reading its backlog again: Todo holds, oldest first, the
+	// settled log entries above Mark it had read and not passed, and every log entry with an id
+	// in (Mark, Top] is either in Todo or was passed. The next pass reads the log only down to
+	// Top and takes the rest from Todo. Top is 0 when there is no Todo.
+	Top  int64      `json:"top,omitempty"`
+	Todo []LogEntry `json:"todo,omitempty"`
 	// LastPass, LastResult ("ok" or "error"), LastError and Requested describe the last pass.
 	LastPass   time.Time `json:"last_pass"`
 	LastResult string    `json:"last_result"`
 	LastError  string    `json:"last_error,omitempty"`
 	Requested  int       `json:"requested"`
+}
+
+// LogEntry is what the redelivery worker keeps of a delivery log entry between passes.
+type LogEntry struct {
+	ID             int64     `json:"id"`
+	GUID           string    `json:"guid"`
+	Event          string    `json:"event"`
+	Action         string    `json:"action,omitempty"`
+	Status         string    `json:"status,omitempty"`
+	InstallationID int64     `json:"installation_id,omitempty"`
+	RepositoryID   int64     `json:"repository_id,omitempty"`
+	DeliveredAt    time.Time `json:"delivered_at"`
+}
+
+// defaultMaxTodo caps RedeliverState.Todo, about 250 bytes an entry: the state must fit a NATS
+// message on a server with the default 1 MiB max_payload. A longer backlog keeps its oldest
+// entries, and the log above them is read again by the next pass.
+const defaultMaxTodo = 2000
+
+func logEntryOf(d *github.HookDelivery) LogEntry {
+	status := d.GetStatus()
+	if len(status) > 100 {
+		status = status[:100]
+	}
+	return LogEntry{
+		ID: d.GetID(), GUID: d.GetGUID(), Event: d.GetEvent(), Action: d.GetAction(), Status: status,
+		InstallationID: d.GetInstallationID(), RepositoryID: d.GetRepositoryID(), DeliveredAt: d.GetDeliveredAt().Time,
+	}
+}
+
+func (e LogEntry) delivery() *github.HookDelivery {
+	d := &github.HookDelivery{
+		ID: github.Int64(e.ID), GUID: github.String(e.GUID), Event: github.String(e.Event),
+		DeliveredAt: &github.Timestamp{Time: e.DeliveredAt},
+	}
+	if e.Action != "" {
+		d.Action = github.String(e.Action)
+	}
+	if e.Status != "" {
+		d.Status = github.String(e.Status)
+	}
+	if e.InstallationID != 0 {
+		d.InstallationID = github.Int64(e.InstallationID)
+	}
+	if e.RepositoryID != 0 {
+		d.RepositoryID = github.Int64(e.RepositoryID)
+	}
+	return d
 }
 
 // Redelivery is one redelivery hookd requested, in hookd_sweep under
@@ -106,6 +161,9 @@ func (s *Service) redeliverPass(ctx context.Context, st *RedeliverState, rep *Re
 	oldest, settled := now.Add(-s.cfg.RedeliveryWindow), now.Add(-s.cfg.RedeliveryMinAge)
 	var cands []*github.HookDelivery
 	var young int64 // the lowest id of a young delivery
+	// The log is read newest first down to Mark, or down to Top when the last pass left a Todo.
+	floor := max(st.Mark, st.Top)
+	top := floor // the highest id read
 	opts := &github.ListCursorOptions{PerPage: 100}
 	cursors := map[string]bool{}
 list:
@@ -116,10 +174,11 @@ list:
 		}
 		for _, d := range page {
 			at := d.GetDeliveredAt().Time
-			if d.GetID() <= st.Mark || at.Before(oldest) {
+			if d.GetID() <= floor || at.Before(oldest) {
 				break list
 			}
 			rep.Listed++
+			top = max(top, d.GetID())
 			if at.After(settled) {
 				rep.Young++
 				if young == 0 || d.GetID() < young {
@@ -138,6 +197,12 @@ list:
 		cursors[resp.Cursor] = true
 		opts.Cursor = resp.Cursor
 	}
+	// The last pass's Todo: settled entries below Top, all below what was read now.
+	for _, e := range st.Todo {
+		if e.ID > st.Mark && !e.DeliveredAt.Before(oldest) {
+			cands = append(cands, e.delivery())
+		}
+	}
 	// Oldest first, so that the mark only passes deliveries that were dealt with.
 	slices.SortFunc(cands, func(a, b *github.HookDelivery) int { return cmp.Compare(a.GetID(), b.GetID()) })
 	// A delivery's id is given when its attempt ends and its delivered_at when it starts (up to the
@@ -145,7 +210,10 @@ list:
 	// mark must stay below it, or it would never be read again: later ones wait for a next pass.
 	if young != 0 {
 		cands = slices.DeleteFunc(cands, func(d *github.HookDelivery) bool { return d.GetID() > young })
+		top = young - 1 // read again from the young one up
 	}
+	// Whichever way the pass ends from here, what it read and did not pass is kept for the next.
+	defer func() { st.Top, st.Todo = todo(cands, st.Mark, top, s.maxTodo) }()
 	stream, err := s.js.Stream(ctx, broker.StreamEvents)
 	if err != nil {
 		return fmt.Errorf("events stream: %w", err)
@@ -232,6 +300,25 @@ list:
 		markPast(d)
 	}
 	return nil
+}
+
+// todo is the Top and Todo a pass leaves: the candidates above mark (sorted by id), at most
+// maxTodo of them, with top lowered to the last one kept when some are left out.
+func todo(cands []*github.HookDelivery, mark, top int64, maxTodo int) (int64, []LogEntry) {
+	i, _ := slices.BinarySearchFunc(cands, mark, func(d *github.HookDelivery, m int64) int { return cmp.Compare(d.GetID(), m+1) })
+	left := cands[i:]
+	if len(left) == 0 {
+		return 0, nil // nothing read above the mark is left: reading down to it reads nothing twice
+	}
+	if len(left) > maxTodo {
+		left = left[:maxTodo]
+		top = left[len(left)-1].GetID()
+	}
+	out := make([]LogEntry, len(left))
+	for i, d := range left {
+		out[i] = logEntryOf(d)
+	}
+	return top, out
 }
 
 // requestRedelivery claims attempt n for d's GUID and asks GitHub to redeliver d. A claim taken

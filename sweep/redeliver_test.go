@@ -450,6 +450,116 @@ func TestRedeliver(t *testing.T) {
 		}
 	})
 
+	t.Run("a backlog over several passes is read from the log once", func(t *testing.T) {
+		t.Parallel()
+		e := setup(t, Config{RedeliveriesPerPass: 50})
+		const n = 250 // three pages of the delivery log, five passes' worth of redeliveries
+		e.fake.SetWebhookOutage(true)
+		var guids []string
+		for range n {
+			if _, err := e.fake.OpenIssue("acme/api", "alice", "bug", ""); err != nil {
+				t.Fatal(err)
+			}
+			guids = append(guids, e.lastGUID())
+		}
+		e.fake.SetWebhookOutage(false)
+		var pages atomic.Int32
+		svc := e.serviceOver(roundTripFunc(func(req *http.Request) (*http.Response, error) {
+			if req.Method == http.MethodGet && strings.HasSuffix(req.URL.Path, "/app/hook/deliveries") {
+				pages.Add(1)
+			}
+			return http.DefaultTransport.RoundTrip(req)
+		}))
+		var perPass []int32
+		requested := 0
+		for pass := 0; ; pass++ {
+			if pass > 10 {
+				t.Fatalf("still redelivering after %d passes", pass)
+			}
+			e.fake.Advance(settle)
+			pages.Store(0)
+			rep := e.redeliver(svc)
+			perPass = append(perPass, pages.Load())
+			requested += rep.Requested
+			if !rep.Capped && rep.Requested == 0 {
+				break
+			}
+		}
+		// The first pass reads the three pages of the backlog, and every later one only the page
+		// of the log written since (the previous pass's 50 redeliveries). Reading the backlog
+		// again each pass would have read 3, 3, 2, 2, 1 pages.
+		if perPass[0] != 3 {
+			t.Errorf("first pass read %d pages, want 3", perPass[0])
+		}
+		for i, p := range perPass[1:] {
+			if p != 1 {
+				t.Errorf("pass %d read %d pages of the log, want 1 (pages per pass: %v)", i+2, p, perPass)
+			}
+		}
+		if requested != n {
+			t.Errorf("%d redeliveries requested, want %d", requested, n)
+		}
+		stored := map[string]bool{}
+		for _, m := range e.stored() {
+			stored[m.Header.Get("Hookd-Delivery")] = true
+		}
+		for _, g := range guids {
+			if at := e.attempts(g); len(at) != 2 || !stored[g] {
+				t.Fatalf("%s: %d log entries, stored %v; want the failed one and one redelivery", g, len(at), stored[g])
+			}
+		}
+		st, err := svc.loadRedeliver(e.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Top != 0 || len(st.Todo) != 0 {
+			t.Errorf("after the backlog: top %d, %d left to do; want none", st.Top, len(st.Todo))
+		}
+	})
+
+	t.Run("a backlog longer than the state holds is still redelivered whole", func(t *testing.T) {
+		t.Parallel()
+		e := setup(t, Config{RedeliveriesPerPass: 2})
+		e.svc.maxTodo = 3
+		const n = 9
+		e.fake.SetWebhookOutage(true)
+		var guids []string
+		for range n {
+			if _, err := e.fake.OpenIssue("acme/api", "alice", "bug", ""); err != nil {
+				t.Fatal(err)
+			}
+			guids = append(guids, e.lastGUID())
+		}
+		e.fake.SetWebhookOutage(false)
+		requested := 0
+		for pass := 0; ; pass++ {
+			if pass > 10 {
+				t.Fatalf("still redelivering after %d passes", pass)
+			}
+			e.fake.Advance(settle)
+			rep := e.redeliver(e.svc)
+			requested += rep.Requested
+			st, err := e.svc.loadRedeliver(e.ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(st.Todo) > e.svc.maxTodo || (len(st.Todo) > 0 && st.Top != st.Todo[len(st.Todo)-1].ID && len(st.Todo) == e.svc.maxTodo) {
+				t.Fatalf("pass %d left top %d and %d to do: %+v", pass, st.Top, len(st.Todo), st.Todo)
+			}
+			if !rep.Capped && rep.Requested == 0 {
+				break
+			}
+		}
+		if requested != n {
+			t.Fatalf("%d redeliveries requested, want %d", requested, n)
+		}
+		for _, g := range guids {
+			if at := e.attempts(g); len(at) != 2 || !e.storedGUID(g) {
+				t.Fatalf("%s: %d log entries, stored %v; want the failed one and one redelivery", g, len(at), e.storedGUID(g))
+			}
+		}
+	})
+
 	t.Run("one replica reads the log at a time", func(t *testing.T) {
 		t.Parallel()
 		e := setup(t, Config{})

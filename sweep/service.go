@@ -78,6 +78,8 @@ type Service struct {
 	m     *metrics
 	opts  Options
 
+	maxTodo int // cap of RedeliverState.Todo: defaultMaxTodo, smaller in tests
+
 	botMu sync.Mutex
 	bot   string
 
@@ -128,6 +130,7 @@ func New(ctx context.Context, cfg Config, opts Options) (*Service, error) {
 	return &Service{
 		cfg: cfg, gh: opts.GitHub, js: opts.JS, sweep: sweepKV, state: stateKV,
 		log: opts.Log, m: m, opts: opts, bot: opts.BotLogin, rates: map[int64]rate{},
+		maxTodo: defaultMaxTodo,
 	}, nil
 }
 
