@@ -701,6 +701,9 @@ func checkDeployment(t *testing.T, r rendered, d kobj, natsURL string, preStop b
 	if spec.get("automountServiceAccountToken") != false {
 		t.Errorf("%s: mounts a service-account token; hookd needs no Kubernetes API", d.id())
 	}
+	if spec.get("enableServiceLinks") != false {
+		t.Errorf("%s: service links on: a Service named hookd puts HOOKD_SERVICE_HOST and the like in the environment, which hookd warns about as unknown settings", d.id())
+	}
 	psc := spec.m("securityContext")
 	if psc.get("runAsNonRoot") != true || toInt64(psc.get("runAsUser")) == 0 {
 		t.Errorf("%s: pod securityContext %v; want runAsNonRoot and a non-zero runAsUser", d.id(), psc)

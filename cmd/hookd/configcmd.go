@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"os"
+	"regexp"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -90,6 +92,9 @@ func configWarnings(cfg *config.Config) []string {
 	if msg := keyFileWarning(cfg.GitHub.PrivateKeyFile); msg != "" {
 		w = append(w, msg)
 	}
+	if u := unknownEnv(os.Environ()); len(u) > 0 {
+		w = append(w, "hookd reads none of "+strings.Join(u, ", ")+": misspelt? ('hookd config env' lists the variables it reads)")
+	}
 	if cfg.NATS.URL == "" && cfg.NATS.Sync == broker.SyncInterval {
 		w = append(w, "nats.sync is interval: a power loss can lose deliveries acknowledged in the last "+cfg.NATS.SyncEvery.String()+" (the sweep's redelivery brings them back)")
 	}
@@ -108,3 +113,28 @@ func keyFileWarning(path string) string {
 	}
 	return fmt.Sprintf("github.private_key_file %s can be read by every user of this machine (mode %04o); anyone who reads it can act as the app: chmod o-r it (or 600)", path, fi.Mode().Perm())
 }
+
+// unknownEnv lists the HOOKD_* variables of environ (os.Environ's form) that hookd does not
+// read: a misspelt one (HOOKD_NATS_REPLICA=3) would otherwise be ignored without a word.
+// Kubernetes' service links are not hookd's to read: a Service named hookd (or hookd-*) gives
+// every pod of its namespace HOOKD_SERVICE_HOST, HOOKD_PORT_8080_TCP and the like.
+func unknownEnv(environ []string) []string {
+	known := map[string]bool{"HOOKD_CONFIG": true, "HOOKD_GITHUB_WEBHOOK_SECRET": true}
+	for _, v := range config.EnvVars(&config.Config{}) {
+		known[v.Name] = true
+	}
+	var unknown []string
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, config.EnvPrefix) && !known[name] && !serviceLink.MatchString(name) {
+			unknown = append(unknown, name)
+		}
+	}
+	slices.Sort(unknown)
+	return unknown
+}
+
+// serviceLink matches the variables Kubernetes sets for a Service (enableServiceLinks):
+// <NAME>_SERVICE_HOST, <NAME>_SERVICE_PORT[_<port name>], <NAME>_PORT and
+// <NAME>_PORT_<port>_<protocol>[_ADDR|_PORT|_PROTO].
+var serviceLink = regexp.MustCompile(`_SERVICE_(HOST|PORT(_[A-Z0-9_]+)?)$|_PORT(_[0-9]+_(TCP|UDP|SCTP)(_(ADDR|PORT|PROTO))?)?$`)

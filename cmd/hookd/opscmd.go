@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -23,6 +24,12 @@ import (
 	"github.com/hookd/hookd/sweep"
 )
 
+// opsConnectTimeout bounds how long an operator command waits for NATS. nats.connect_timeout is
+// serve's: how long to wait for a NATS that is still starting (the Helm chart sets 2m, which
+// `kubectl exec ... hookd status` inherits); an operator whose NATS refuses or does not answer
+// is told so within seconds instead.
+const opsConnectTimeout = 5 * time.Second
+
 // opsConn connects an operator command to the JetStream of a running deployment: HOOKD_NATS_URL
 // (nats.url), or the embedded server of a local `hookd serve` (nats.listen).
 func opsConn(cmd *cobra.Command) (*config.Config, *nats.Conn, jetstream.JetStream, error) {
@@ -34,7 +41,11 @@ func opsConn(cmd *cobra.Command) (*config.Config, *nats.Conn, jetstream.JetStrea
 	if url == "" {
 		url = "nats://" + cfg.NATS.Listen
 	}
-	nc, err := broker.Connect(cmd.Context(), url, cfg.NATS, "hookd-cli", zerolog.Nop())
+	ncfg := cfg.NATS
+	if ncfg.ConnectTimeout <= 0 || ncfg.ConnectTimeout > opsConnectTimeout {
+		ncfg.ConnectTimeout = opsConnectTimeout
+	}
+	nc, err := broker.Connect(cmd.Context(), url, ncfg, "hookd-cli", zerolog.Nop())
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("%w (is `hookd serve` running? the CLI reaches its embedded JetStream on nats.listen, or HOOKD_NATS_URL)", err)
 	}
@@ -93,9 +104,9 @@ its delivery id, so its effect ledger still holds what was already done.`,
 		Short: "Show one dead letter: headers, error and payload",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := strconv.ParseUint(args[0], 10, 64)
+			id, err := parseDeadLetterID(args[0])
 			if err != nil {
-				return fmt.Errorf("ID %q: want the number `hookd dlq list` shows", args[0])
+				return err
 			}
 			_, nc, js, err := opsConn(cmd)
 			if err != nil {
@@ -120,11 +131,13 @@ its delivery id, so its effect ledger still holds what was already done.`,
 			}
 			var ids []uint64
 			for _, a := range args {
-				id, err := strconv.ParseUint(a, 10, 64)
+				id, err := parseDeadLetterID(a)
 				if err != nil {
-					return fmt.Errorf("ID %q: want the number `hookd dlq list` shows", a)
+					return err
 				}
-				ids = append(ids, id)
+				if !slices.Contains(ids, id) { // replayed once, it is gone: a repeat would fail
+					ids = append(ids, id)
+				}
 			}
 			_, nc, js, err := opsConn(cmd)
 			if err != nil {
@@ -167,6 +180,16 @@ its delivery id, so its effect ledger still holds what was already done.`,
 	purge.Flags().BoolVar(&yes, "yes", false, "confirm")
 	cmd.AddCommand(list, show, replay, purge)
 	return cmd
+}
+
+// parseDeadLetterID reads an ID as `hookd dlq list` shows it: a stream sequence, so 1 or more
+// (JetStream reads 0 as no sequence at all and answers "Empty Request").
+func parseDeadLetterID(s string) (uint64, error) {
+	id, err := strconv.ParseUint(s, 10, 64)
+	if err != nil || id == 0 {
+		return 0, fmt.Errorf("ID %q: want the number `hookd dlq list` shows (1 or more)", s)
+	}
+	return id, nil
 }
 
 type deadLetterJSON struct {
@@ -225,17 +248,24 @@ interval and the rate limit left; and the redelivery worker's last pass.`,
 			defer nc.Close()
 			ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
 			defer cancel()
+			// Consumer per partition and replicas' partitions follow nats.partitions: with another
+			// count than the deployment's (status run without its configuration), all of it is wrong.
+			if n, err := streamPartitions(ctx, js); err != nil {
+				return notHookd(err)
+			} else if n > 0 && n != cfg.NATS.Partitions {
+				return fmt.Errorf("nats.partitions: the events stream %s has %d partitions, this configuration %d: give status the deployment's configuration (--config FILE, or HOOKD_NATS_PARTITIONS=%d)", broker.StreamEvents, n, cfg.NATS.Partitions, n)
+			}
 			st, err := processor.ReadStatus(ctx, js, cfg.Processor, cfg.NATS.Partitions)
 			if err != nil {
-				return err
+				return notHookd(err)
 			}
 			sw, err := sweep.Status(ctx, js)
 			if err != nil {
-				return err
+				return notHookd(err)
 			}
 			replicas, err := processor.Replicas(ctx, js, cfg.NATS.Partitions)
 			if err != nil {
-				return err
+				return notHookd(err)
 			}
 			if asJSON {
 				return writeJSON(cmd.OutOrStdout(), struct {
@@ -286,6 +316,30 @@ interval and the rate limit left; and the redelivery worker's last pass.`,
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// notHookd says what to check when the NATS an operator command reached has no JetStream, or
+// JetStream without hookd's streams: most often nats.listen or HOOKD_NATS_URL names another
+// server than the deployment's.
+func notHookd(err error) error {
+	switch {
+	case errors.Is(err, nats.ErrNoResponders):
+		return fmt.Errorf("%w (this NATS has no JetStream: is nats.listen or HOOKD_NATS_URL the deployment's?)", err)
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		return fmt.Errorf("%w (has hookd started against this NATS? check nats.listen or HOOKD_NATS_URL)", err)
+	}
+	return err
+}
+
+// streamPartitions reads the partition count of the events stream from its subject transform;
+// 0 if it has none.
+func streamPartitions(ctx context.Context, js jetstream.JetStream) (int, error) {
+	s, err := js.Stream(ctx, broker.StreamEvents)
+	if err != nil {
+		return 0, fmt.Errorf("events stream %s: %w", broker.StreamEvents, err)
+	}
+	n, _ := broker.TransformPartitions(s.CachedInfo().Config.SubjectTransform)
+	return n, nil
 }
 
 func when(t time.Time) string {

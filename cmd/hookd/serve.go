@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -40,7 +41,8 @@ func newServeCmd() *cobra.Command {
 shutdown_timeout. A second SIGINT or SIGTERM ends it at once, with exit status 1.
 
 By default it starts an embedded nats-server with JetStream (file storage under data_dir,
-listening on 127.0.0.1:4222 so that 'hookd dlq', 'hookd status' and the nats CLI can reach it).
+listening on 127.0.0.1:4222 so that 'hookd dlq', 'hookd status' and the nats CLI can reach it);
+one hookd at a time may use a data_dir, and a second one stops at once saying so.
 With HOOKD_NATS_URL it joins an external NATS instead; run several replicas against one NATS
 cluster to scale out.
 
@@ -121,6 +123,7 @@ type app struct {
 	obs     *rateObserver
 	planned chan struct{} // closed when plan returned (sched is set if it succeeded)
 	stopped chan struct{} // closed when Run returned
+	unlock  func()        // releases nats.data_dir, held while the embedded server runs
 }
 
 // newApp connects to (or starts) JetStream, ensures the topology and builds every part the roles
@@ -140,6 +143,9 @@ func newApp(ctx context.Context, cfg *config.Config, log zerolog.Logger, o appOp
 
 	url := cfg.NATS.URL
 	if url == "" {
+		if a.unlock, err = lockDataDir(cfg.NATS.DataDir); err != nil {
+			return nil, err
+		}
 		if a.nats, err = broker.StartEmbedded(cfg.NATS, log); err != nil {
 			return nil, err
 		}
@@ -162,6 +168,9 @@ func newApp(ctx context.Context, cfg *config.Config, log zerolog.Logger, o appOp
 	}
 	if msg := keyFileWarning(cfg.GitHub.PrivateKeyFile); msg != "" {
 		log.Warn().Msg(msg)
+	}
+	if u := unknownEnv(os.Environ()); len(u) > 0 {
+		log.Warn().Strs("variables", u).Msg("hookd reads none of these HOOKD_* variables: misspelt? ('hookd config env' lists the variables it reads)")
 	}
 	if cfg.GitHub.CanCallAPI() {
 		// The key is read here, so that a bad one stops the process at once; what needs GitHub
@@ -403,7 +412,7 @@ func (a *app) ready() <-chan struct{} {
 	return ch
 }
 
-// Close releases the connection and stops the embedded server.
+// Close releases the connection, stops the embedded server and releases its data_dir.
 func (a *app) Close() {
 	if a.nc != nil {
 		// Every part has stopped: make sure the server has what they sent last (acks, the
@@ -416,6 +425,10 @@ func (a *app) Close() {
 		a.nats.Shutdown()
 		a.nats.WaitForShutdown()
 		a.nats = nil
+	}
+	if a.unlock != nil {
+		a.unlock()
+		a.unlock = nil
 	}
 }
 

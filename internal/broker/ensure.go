@@ -112,7 +112,7 @@ func checkPartitions(ctx context.Context, js jetstream.JetStream, want jetstream
 		return nil
 	}
 	was := "another subject transform"
-	if n, ok := transformPartitions(have); ok {
+	if n, ok := TransformPartitions(have); ok {
 		was = strconv.Itoa(n) + " partitions"
 	}
 	return fmt.Errorf("nats.partitions: stream %s holds %d events stored with %s, not the %d partitions configured: %w; "+
@@ -122,8 +122,9 @@ func checkPartitions(ctx context.Context, js jetstream.JetStream, want jetstream
 		want.Name, info.State.Msgs, was, partitions, errMismatch, want.Name)
 }
 
-// transformPartitions reads the partition count of an events stream's subject transform.
-func transformPartitions(t *jetstream.SubjectTransformConfig) (int, bool) {
+// TransformPartitions reads the partition count of an events stream's subject transform
+// (event.PartitionTransform); false when it has none.
+func TransformPartitions(t *jetstream.SubjectTransformConfig) (int, bool) {
 	if t == nil {
 		return 0, false
 	}
