@@ -94,11 +94,12 @@ func (f *fences) watch(ctx context.Context, loaded func(), changed func(tenant s
 }
 
 // set writes (seq > 0) or removes (seq == 0) tenant's fence, skipping the write when the mirror
-// already says so.
+// already says so. A fence at the same event is rewritten when another replica wrote it or it
+// ends sooner: the event failed again here, and the fence must last as long as this retry.
 func (f *fences) set(ctx context.Context, tenant string, v fence) error {
 	f.mu.Lock()
 	cur, ok := f.m[tenant]
-	if v.Seq == 0 && !ok || v.Seq != 0 && ok && cur.Seq == v.Seq {
+	if v.Seq == 0 && !ok || v.Seq != 0 && ok && cur.Seq == v.Seq && cur.Owner == v.Owner && !v.Until.After(cur.Until) {
 		f.mu.Unlock()
 		return nil
 	}

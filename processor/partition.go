@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"sync"
@@ -82,14 +83,16 @@ type PartitionConsumer struct {
 	label    string // metrics label
 	log      zerolog.Logger
 	fences   *fences
-	fenceMu  sync.Mutex // serialises fence writes of this partition
+	fenceMu  sync.Mutex    // serialises fence writes of this partition
+	fenceK   chan struct{} // kicks fenceLoop: see arrive
 	wake     chan struct{}
 	inflight sync.WaitGroup
 
 	mu       sync.Mutex
 	tenants  map[string]*tenantQ
-	ready    []*tenantQ // tenants that may run their head event, FIFO: round robin
-	held     int        // items queued or running
+	resync   map[string]bool // tenants whose fence fenceLoop brings up to date
+	ready    []*tenantQ      // tenants that may run their head event, FIFO: round robin
+	held     int             // items queued or running
 	draining bool
 	pinID    string    // last Nats-Pin-Id seen: this replica's pin, if it is pinned
 	pinnedAt time.Time // when pinID was first seen
@@ -168,12 +171,18 @@ func (pc *PartitionConsumer) Run(ctx context.Context) error {
 	defer dcancel()
 	dispatchDone := make(chan struct{})
 	go func() { defer close(dispatchDone); pc.dispatchLoop(dctx, hctx) }()
-	bg.Go(func() { pc.keepAliveLoop(bgCtx) })
+	// Keep-alives go on through the drain: a handler still running after ctx ended must not have
+	// its event re-delivered (to the replica taking the partition over) after ack_wait.
+	kctx, kcancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer kcancel()
+	bg.Go(func() { pc.keepAliveLoop(kctx) })
+	bg.Go(func() { pc.fenceLoop(kctx) })
 
 	err := pc.consumeLoop(ctx)
 	dcancel() // stop starting events
 	<-dispatchDone
 	pc.drain(hcancel)
+	kcancel()
 	return err
 }
 
@@ -312,10 +321,40 @@ func (pc *PartitionConsumer) arrive(msg jetstream.Msg) {
 		t.queue = slices.Insert(t.queue, i, it)
 		pc.held++
 	}
+	if returned {
+		// Its fence can go, but not from here: a KV write (slow, or failing for seconds while
+		// hookd_state is unavailable) would stall receiving the whole partition, and with it the
+		// pull requests that keep this replica's pin.
+		pc.resync[it.key] = true
+		select {
+		case pc.fenceK <- struct{}{}:
+		default:
+		}
+	}
 	pc.markReady(t, now)
 	pc.mu.Unlock()
-	if returned {
-		pc.syncFence(it.key, 0)
+}
+
+// fenceLoop brings the fences of the tenants arrive marked up to date, off the receiving path,
+// until ctx ends (after the drain), then once more.
+func (pc *PartitionConsumer) fenceLoop(ctx context.Context) {
+	for {
+		stop := false
+		select {
+		case <-ctx.Done():
+			stop = true
+		case <-pc.fenceK:
+		}
+		pc.mu.Lock()
+		keys := slices.Collect(maps.Keys(pc.resync))
+		clear(pc.resync)
+		pc.mu.Unlock()
+		for _, key := range keys {
+			pc.syncFence(key, 0)
+		}
+		if stop {
+			return
+		}
 	}
 }
 
@@ -709,10 +748,14 @@ func (pc *PartitionConsumer) keepAliveOnce(now time.Time) {
 	}
 	pc.p.m.buffered.WithLabelValues(pc.label).Set(float64(pc.held))
 	pc.p.m.readAhead.Set(float64(pc.p.ra.used.Load()))
+	draining := pc.draining
 	pc.mu.Unlock()
 	slices.SortFunc(touch, func(a, b *item) int { return cmpSeq(a.seq, b.seq) }) // re-deliveries come back in order
 	for _, it := range touch {
 		it.progress()
+	}
+	if draining {
+		return // the fence mirror is no longer watched: another replica may own the fences now
 	}
 	for _, key := range pc.fences.expired(now) {
 		pc.log.Warn().Str("tenant", key).Msg("ordering fence expired; its event did not come back")

@@ -109,7 +109,9 @@ func (p *Processor) newPartition(n int) *PartitionConsumer {
 		label:   strconv.Itoa(n),
 		log:     p.log.With().Int("partition", n).Logger(),
 		wake:    make(chan struct{}, 1),
+		fenceK:  make(chan struct{}, 1),
 		tenants: map[string]*tenantQ{},
+		resync:  map[string]bool{},
 	}
 }
 
