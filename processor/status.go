@@ -13,22 +13,22 @@ import (
 
 // PartitionStatus is one partition consumer as the server sees it.
 type PartitionStatus struct {
-	Partition    int
-	Consumer     string
-	Exists       bool      // false until a processor has run against this NATS
-	Pending      uint64    // stored, not yet delivered: the lag
-	AckPending   int       // delivered, not yet acknowledged (buffered, running, waiting for a retry)
-	Redelivered  int       // delivered more than once and not yet acknowledged
-	Waiting      int       // pull requests waiting: roughly, replicas ready to take over
-	PinnedClient string    // the pin id of the replica receiving the partition; "" if none
-	PinnedSince  time.Time //
-	DeadLetters  uint64    // dead letters from this partition
+	Partition    int       `json:"partition"`
+	Consumer     string    `json:"consumer"`
+	Exists       bool      `json:"exists"`                  // false until a processor has run against this NATS
+	Pending      uint64    `json:"pending"`                 // stored, not yet delivered: the lag
+	AckPending   int       `json:"ack_pending"`             // delivered, not yet acknowledged (buffered, running, waiting for a retry)
+	Redelivered  int       `json:"redelivered"`             // delivered more than once and not yet acknowledged
+	Waiting      int       `json:"waiting"`                 // pull requests waiting: roughly, replicas ready to take over
+	PinnedClient string    `json:"pinned_client,omitempty"` // the pin id of the replica receiving the partition; "" if none
+	PinnedSince  time.Time `json:"pinned_since,omitzero"`   //
+	DeadLetters  uint64    `json:"dead_letters"`            // dead letters from this partition
 }
 
 // Status is the processor's state for `hookd status`.
 type Status struct {
-	Partitions  []PartitionStatus
-	DeadLetters uint64 // in HOOKD_DLQ
+	Partitions  []PartitionStatus `json:"partitions"`
+	DeadLetters uint64            `json:"dead_letters"` // in HOOKD_DLQ
 }
 
 // ReadStatus reads the partition consumers' state from the server. It needs no running

@@ -17,21 +17,25 @@ import (
 // StatusReport is the sweep's state for `hookd status`, read from hookd_sweep.
 type StatusReport struct {
 	// Installations groups the repositories' sweep states by installation, by id.
-	Installations []InstallationStatus
-	// Redeliver is the redelivery worker's progress (zero before its first pass).
-	Redeliver RedeliverState
+	Installations []InstallationStatus `json:"installations"`
+	// Redeliver is the redelivery worker's progress (zero before its first pass), without its
+	// Todo: RedeliverTodo counts it.
+	Redeliver RedeliverState `json:"redeliver"`
+	// RedeliverTodo is how many log entries the last redelivery pass left for the next.
+	RedeliverTodo int `json:"redeliver_todo"`
 	// Pending are the redeliveries requested within the redelivery window, oldest first.
-	Pending []Redelivery
+	Pending []Redelivery `json:"pending"`
 }
 
 // InstallationStatus is one installation's repositories.
 type InstallationStatus struct {
-	InstallationID int64
-	Account        string
+	InstallationID int64  `json:"installation_id"`
+	Account        string `json:"account"`
 	// RateRemaining and RateLimit are the budget the most recent sweep of its repositories saw.
-	RateRemaining, RateLimit int
+	RateRemaining int `json:"rate_remaining"`
+	RateLimit     int `json:"rate_limit"`
 	// Repositories are sorted by full name: last sweep, its result, the cursor, the interval.
-	Repositories []RepoState
+	Repositories []RepoState `json:"repositories"`
 }
 
 // Status reads the sweep state from the hookd_sweep bucket; it needs no running sweep.
@@ -58,6 +62,7 @@ func Status(ctx context.Context, js jetstream.JetStream) (StatusReport, error) {
 		switch {
 		case key == keyRedeliverCursor:
 			_ = json.Unmarshal(e.Value(), &rep.Redeliver)
+			rep.RedeliverTodo, rep.Redeliver.Todo = len(rep.Redeliver.Todo), nil
 		case strings.HasPrefix(key, keyRedeliveryGUID):
 			var r Redelivery
 			if json.Unmarshal(e.Value(), &r) == nil {

@@ -309,8 +309,12 @@ interval and the rate limit left; and the redelivery worker's last pass.`,
 			if err := w.Flush(); err != nil {
 				return err
 			}
-			fmt.Fprintf(out, "redelivery: last pass %s (%s), %d requested; %d redelivered within the window\n",
+			fmt.Fprintf(out, "redelivery: last pass %s (%s), %d requested; %d redelivered within the window",
 				when(sw.Redeliver.LastPass), orDash(sw.Redeliver.LastResult+errSuffix(sw.Redeliver.LastError)), sw.Redeliver.Requested, len(sw.Pending))
+			if sw.RedeliverTodo > 0 {
+				fmt.Fprintf(out, "; %d log entries left for the next pass", sw.RedeliverTodo)
+			}
+			fmt.Fprintln(out)
 			return nil
 		},
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -140,6 +141,9 @@ func TestWebhookOutage(t *testing.T) {
 				}
 				if err := json.Unmarshal([]byte(out), &st); err != nil {
 					t.Fatalf("status --json: %v\n%s", err, out)
+				}
+				if k := regexp.MustCompile(`"[A-Z]\w*":`).FindString(out); k != "" {
+					t.Errorf("status --json has the key %s; want snake_case keys throughout:\n%s", k, out)
 				}
 				found := false
 				for _, in := range st.Sweep.Installations {
