@@ -74,6 +74,7 @@ func (p *Processor) handle(ctx context.Context, it *item) result {
 	}
 	if len(routes) == 0 {
 		p.m.unhandled.WithLabelValues(m.Event).Inc()
+		log.Debug().Str("action", m.Action).Msg("no handler for the event")
 		// Still record what hookd has seen of the issue or pull request: the sweep compares
 		// GitHub with this record, and an unrecorded change would look like drift.
 		if issueEvents[m.Event] {
@@ -166,6 +167,13 @@ func (p *Processor) handle(ctx context.Context, it *item) result {
 				log.Warn().Err(err).Msg("cannot record the issue's state for the staleness guard")
 			}
 		}
+		// The trail of what hookd did: one line per event, once every handler is done with it.
+		le := log.Info()
+		if len(succeeded) == 0 { // each skipped: the app's own event, or done by an earlier attempt
+			le = log.Debug()
+		}
+		le.Str("action", m.Action).Str("sender", m.Sender).Strs("handlers", succeeded).Int("attempt", attempt).
+			Dur("took", time.Since(now)).Msg("event handled")
 		return result{kind: kindAck}
 	}
 	if ctx.Err() != nil {

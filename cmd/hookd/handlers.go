@@ -30,7 +30,6 @@ type handlerDeps struct {
 // processor.Handler (see processor/example_handler_test.go) and add a line here.
 func registerHandlers(mux *processor.Mux, d handlerDeps) error {
 	return errors.Join(
-		mux.Handle("audit", processor.On("*"), auditHandler(d.log), processor.AllowBotEvents()),
 		mux.Handle("installations", processor.On("installation", "installation_repositories"), d.sweep.InstallationsHandler(), processor.AllowBotEvents()),
 	)
 }
@@ -72,16 +71,6 @@ func needsOf(cfg *config.Config) preflight.Needs {
 	}
 	slices.Sort(n.Events)
 	return n
-}
-
-// auditHandler logs one line per handled event with its tenant: the trail of what hookd did.
-func auditHandler(log zerolog.Logger) processor.HandlerFunc {
-	return func(ctx context.Context, ev *processor.Event) error {
-		log.Info().Str("tenant", ev.Tenant.String()).Str("delivery", ev.Meta.Delivery).
-			Str("event", ev.Meta.Event).Str("action", ev.Meta.Action).Str("sender", ev.Meta.Sender).
-			Msg("event handled")
-		return nil
-	}
 }
 
 // tokenSource gives rules' commands installation tokens narrowed to one repository.
