@@ -109,6 +109,7 @@ type RedeliverReport struct {
 	Unsubscribed int    // deliveries of events no rule or handler subscribes to
 	Requested    int    // redeliveries requested
 	Refused      int    // redeliveries GitHub refused for the delivery itself (gone, not redeliverable): passed over
+	Failed       int    // redelivery requests GitHub answered with a server error: tried again next pass
 	Pending      int    // a redelivery was requested less than redelivery_min_age ago; the mark stays before it
 	Exhausted    int    // max_redeliveries reached
 	Capped       bool   // redeliveries_per_pass reached; the rest waits for the next pass
@@ -219,7 +220,7 @@ list:
 		return fmt.Errorf("events stream: %w", err)
 	}
 	done := map[string]bool{}
-	refusedInRow := 0
+	refusedInRow, failedInRow := 0, 0
 	// A pending delivery holds the mark before it: a later pass must look at it again.
 	held := false
 	markPast := func(d *github.HookDelivery) {
@@ -267,11 +268,11 @@ list:
 			s.log.Warn().Str("task", "worker:redeliver").Str("delivery", guid).Str("event", d.GetEvent()).
 				Int("redeliveries", n).Msg("delivery still missing after sweep.max_redeliveries redeliveries; giving up on it (check ingest's logs and GitHub's delivery log)")
 		default:
-			if rep.Requested+rep.Refused >= s.cfg.RedeliveriesPerPass {
+			if rep.Requested+rep.Refused+rep.Failed >= s.cfg.RedeliveriesPerPass {
 				rep.Capped = true
 				return nil // the mark stays before this delivery
 			}
-			if rep.Requested+rep.Refused > 0 {
+			if rep.Requested+rep.Refused+rep.Failed > 0 {
 				if err := s.opts.Wait(ctx, s.cfg.RedeliverySpacing); err != nil {
 					return err
 				}
@@ -289,10 +290,20 @@ list:
 				rep.Refused++
 				s.log.Warn().Err(err).Str("task", "worker:redeliver").Str("delivery", guid).Str("event", d.GetEvent()).
 					Msg("GitHub refused to redeliver the delivery; passing over it")
+			case serverError(err) && failedInRow+1 < maxRefusedInRow:
+				// Maybe about this delivery only: one that GitHub keeps failing to redeliver must
+				// not hold every later one until it leaves the window. It holds the mark, to be
+				// tried again next pass; the pass goes on. Several in a row: GitHub is failing.
+				failedInRow++
+				held = true
+				rep.Failed++
+				s.log.Warn().Err(err).Str("task", "worker:redeliver").Str("delivery", guid).Str("event", d.GetEvent()).
+					Msg("GitHub failed to redeliver the delivery; trying the next ones, and this one again next pass")
+				continue
 			case err != nil:
 				return err
 			default:
-				refusedInRow = 0
+				refusedInRow, failedInRow = 0, 0
 				rep.Requested++
 			}
 		}
@@ -352,12 +363,13 @@ func (s *Service) requestRedelivery(ctx context.Context, cl *github.Client, d *g
 	return nil
 }
 
-// maxRefusedInRow refusals in a row end a redelivery pass: see refused.
+// maxRefusedInRow refusals, or server errors, in a row end a redelivery pass: see refused.
 const maxRefusedInRow = 3
 
 // refused reports whether GitHub answered a redelivery request with a refusal about the delivery
 // itself (400, 404, 410, 422: gone from the log, or not redeliverable), as opposed to a rate
-// limit, a server or network error, or a credentials problem, which end the pass.
+// limit, a network error or a credentials problem, which end the pass, or a server error, which
+// leaves the delivery for the next pass.
 func refused(err error) bool {
 	var er *github.ErrorResponse
 	if !errors.As(err, &er) || er.Response == nil {
@@ -368,6 +380,12 @@ func refused(err error) bool {
 		return true
 	}
 	return false
+}
+
+// serverError reports whether GitHub answered a request with a 5xx status.
+func serverError(err error) bool {
+	var er *github.ErrorResponse
+	return errors.As(err, &er) && er.Response != nil && er.Response.StatusCode >= 500
 }
 
 // redeliveries counts the redeliveries recorded for guid and returns when the last was requested.

@@ -249,7 +249,7 @@ func TestRedeliver(t *testing.T) {
 		if rep := e.redeliver(e.svc); rep.Requested != 0 || rep.Refused != 0 {
 			t.Fatalf("second pass: %+v", rep)
 		}
-		// Rate limits and server errors still end the pass, to be tried again.
+		// A server error is not a refusal: the delivery is tried again next pass.
 		e.fake.SetWebhookOutage(true)
 		if _, err := e.fake.OpenIssue("acme/api", "alice", "bug", ""); err != nil {
 			t.Fatal(err)
@@ -257,7 +257,7 @@ func TestRedeliver(t *testing.T) {
 		e.fake.SetWebhookOutage(false)
 		e.fake.Advance(settle)
 		e.fake.InjectFault(githubfake.ServerError("/app/hook/deliveries/*/attempts", 1, http.StatusBadGateway))
-		if rep, err := e.svc.redeliverOnce(e.ctx); err == nil || rep.Refused != 0 {
+		if rep, err := e.svc.redeliverOnce(e.ctx); err != nil || rep.Refused != 0 || rep.Failed != 1 {
 			t.Fatalf("pass with a 502: %+v %v", rep, err)
 		}
 		if rep := e.redeliver(e.svc); rep.Requested != 1 || !e.storedGUID(e.lastGUID()) {
@@ -432,11 +432,12 @@ func TestRedeliver(t *testing.T) {
 		if rep, err := svc.redeliverOnce(e.ctx); err == nil || rep.Requested != 0 {
 			t.Fatalf("pass with a 502 on the log's second page: %+v %v", rep, err)
 		}
-		if rep, err := svc.redeliverOnce(e.ctx); err == nil || rep.Requested != 2 {
+		// The delivery whose redelivery failed is left for the next pass; the others go on.
+		if rep, err := svc.redeliverOnce(e.ctx); err != nil || rep.Requested != n-1 || rep.Failed != 1 {
 			t.Fatalf("pass with a 502 on the third redelivery: %+v %v", rep, err)
 		}
 		e.fake.Advance(settle)
-		if rep := e.redeliver(svc); rep.Requested != n-2 || rep.Stored != 2 {
+		if rep := e.redeliver(svc); rep.Requested != 1 || rep.Failed != 0 {
 			t.Fatalf("pass after the 502s: %+v", rep)
 		}
 		stored := map[string]bool{}
@@ -557,6 +558,59 @@ func TestRedeliver(t *testing.T) {
 			if at := e.attempts(g); len(at) != 2 || !e.storedGUID(g) {
 				t.Fatalf("%s: %d log entries, stored %v; want the failed one and one redelivery", g, len(at), e.storedGUID(g))
 			}
+		}
+	})
+
+	t.Run("a delivery GitHub keeps failing to redeliver does not hold the others", func(t *testing.T) {
+		t.Parallel()
+		e := setup(t, Config{})
+		e.fake.SetWebhookOutage(true)
+		var guids []string
+		for range 4 {
+			if _, err := e.fake.OpenIssue("acme/api", "alice", "bug", ""); err != nil {
+				t.Fatal(err)
+			}
+			guids = append(guids, e.lastGUID())
+		}
+		e.fake.SetWebhookOutage(false)
+		poison := e.attempts(guids[1])[0]
+		e.fake.InjectFault(githubfake.ServerError(fmt.Sprintf("/app/hook/deliveries/%d/attempts", poison.ID), 2, http.StatusInternalServerError))
+		e.fake.Advance(settle)
+		rep := e.redeliver(e.svc)
+		if rep.Requested != 3 || rep.Failed != 1 {
+			t.Fatalf("first pass: %+v; want the 3 others requested and 1 failed", rep)
+		}
+		for _, g := range []string{guids[0], guids[2], guids[3]} {
+			if !e.storedGUID(g) {
+				t.Fatalf("%s not stored after the first pass", g)
+			}
+		}
+		// The failed one is tried again next pass (and the pass ends well).
+		e.fake.Advance(settle)
+		if rep := e.redeliver(e.svc); rep.Failed != 1 || rep.Requested != 0 {
+			t.Fatalf("second pass: %+v; want the failing delivery tried again", rep)
+		}
+		e.fake.Advance(settle) // the fault was for two requests: GitHub redelivers it now
+		if rep := e.redeliver(e.svc); rep.Requested != 1 || !e.storedGUID(guids[1]) {
+			t.Fatalf("third pass, GitHub redelivers again: %+v, stored %v", rep, e.storedGUID(guids[1]))
+		}
+	})
+
+	t.Run("server errors in a row end the pass", func(t *testing.T) {
+		t.Parallel()
+		e := setup(t, Config{})
+		e.fake.SetWebhookOutage(true)
+		for range 5 {
+			if _, err := e.fake.OpenIssue("acme/api", "alice", "bug", ""); err != nil {
+				t.Fatal(err)
+			}
+		}
+		e.fake.SetWebhookOutage(false)
+		e.fake.InjectFault(githubfake.ServerError("/app/hook/deliveries/*/attempts", 100, http.StatusBadGateway))
+		e.fake.Advance(settle)
+		rep, err := e.svc.redeliverOnce(e.ctx)
+		if err == nil || rep.Failed != maxRefusedInRow-1 || rep.Requested != 0 {
+			t.Fatalf("pass while GitHub fails every redelivery: %+v, %v; want it ended after %d", rep, err, maxRefusedInRow)
 		}
 	})
 
