@@ -51,24 +51,53 @@ func (d *DLQ) stream(ctx context.Context) (jetstream.Stream, error) {
 	return s, nil
 }
 
-// List returns every dead letter, oldest first.
+// List returns every dead letter, oldest first, without its payload: Body is nil (Get has it).
 func (d *DLQ) List(ctx context.Context) ([]DeadLetter, error) {
 	s, err := d.stream(ctx)
 	if err != nil {
 		return nil, err
 	}
-	var out []DeadLetter
-	for seq := uint64(1); ; {
-		raw, err := s.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(event.DLQPrefix+".>"))
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			return out, nil
-		}
-		if err != nil {
-			return out, fmt.Errorf("read dead letter at or after %d: %w", seq, err)
-		}
-		out = append(out, decodeDeadLetter(raw))
-		seq = raw.Sequence + 1
+	// One ordered consumer with headers only: a request per batch rather than per dead letter,
+	// and no payloads (up to 25 MiB each) read for a listing.
+	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{event.DLQPrefix + ".>"}, DeliverPolicy: jetstream.DeliverAllPolicy, HeadersOnly: true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read dead letters: %w", err)
 	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read dead letters: %w", err)
+	}
+	left := info.NumPending // what there is now; later ones are not waited for
+	var out []DeadLetter
+	for left > 0 {
+		batch, err := c.Fetch(int(min(left, 512)), jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			return out, fmt.Errorf("read dead letters: %w", err)
+		}
+		n := 0
+		for msg := range batch.Messages() {
+			n++
+			meta, err := msg.Metadata()
+			if err != nil {
+				return out, fmt.Errorf("read dead letters: %w", err)
+			}
+			h := msg.Headers()
+			h.Del("Nats-Msg-Size") // added by headers-only delivery
+			out = append(out, decodeDeadLetter(&jetstream.RawStreamMsg{
+				Subject: msg.Subject(), Sequence: meta.Sequence.Stream, Header: h, Time: meta.Timestamp,
+			}))
+			left = meta.NumPending
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
+			return out, fmt.Errorf("read dead letters: %w", err)
+		}
+		if n == 0 {
+			return out, nil // removed meanwhile (replayed or purged by someone else)
+		}
+	}
+	return out, nil
 }
 
 // Get returns one dead letter, or an error wrapping ErrNotFound.

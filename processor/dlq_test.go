@@ -1,8 +1,10 @@
 package processor_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -144,5 +146,46 @@ func TestReplayReconcile(t *testing.T) {
 	}
 	if n := steady.Load(); n != 1 {
 		t.Fatalf("the handler that had succeeded ran %d times, want once", n)
+	}
+}
+
+// TestDLQListMany: List reads many dead letters in batches, oldest first, with their headers and
+// without their payloads.
+func TestDLQListMany(t *testing.T) {
+	t.Parallel()
+	env := brokertest.New(t)
+	ctx := context.Background()
+	const n = 700 // more than one batch
+	big := bytes.Repeat([]byte("x"), 64<<10)
+	for i := range n {
+		m := event.Meta{Event: "issues", Action: "opened", Delivery: fmt.Sprintf("many-%d", i), InstallationID: 1, RepositoryID: 2, SecretIndex: -1}
+		h := m.Header()
+		h.Set(processor.HeaderDLQError, fmt.Sprintf("error %d", i))
+		h.Set(processor.HeaderDLQAttempts, "3")
+		subj := fmt.Sprintf("%s.0.%s.issues.%s", event.DLQPrefix, m.Tenant().Key(), m.Delivery)
+		if _, err := env.JS.PublishMsgAsync(&nats.Msg{Subject: subj, Header: h, Data: big}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-env.JS.PublishAsyncComplete():
+	case <-time.After(30 * time.Second):
+		t.Fatal("publishing the dead letters took over 30s")
+	}
+	all, err := processor.NewDLQ(env.JS).List(ctx)
+	must(t, err)
+	if len(all) != n {
+		t.Fatalf("listed %d dead letters, want %d", len(all), n)
+	}
+	for i, dl := range all {
+		if dl.Meta.Delivery != fmt.Sprintf("many-%d", i) || dl.Error != fmt.Sprintf("error %d", i) || dl.Attempts != 3 ||
+			dl.Body != nil || dl.Header.Get("Nats-Msg-Size") != "" || (i > 0 && dl.ID <= all[i-1].ID) {
+			t.Fatalf("dead letter %d: %+v (%d body bytes)", i, dl.Meta, len(dl.Body))
+		}
+	}
+	dl, err := processor.NewDLQ(env.JS).Get(ctx, all[n-1].ID)
+	must(t, err)
+	if !bytes.Equal(dl.Body, big) {
+		t.Fatalf("Get: %d body bytes, want %d", len(dl.Body), len(big))
 	}
 }

@@ -193,7 +193,8 @@ func TestReadAheadGoneAndDeadLetter(t *testing.T) {
 			t.Fatalf("unexpected successful call for %s", cl.delivery)
 		}
 	}
-	dl := waitDeadLetter(t, c.env, "rg-149")
+	dl, err := processor.NewDLQ(c.env.JS).Get(ctx, waitDeadLetter(t, c.env, "rg-149").ID)
+	must(t, err)
 	if !bytes.Equal(dl.Body, bodies["rg-149"]) {
 		t.Fatalf("dead letter body: %d bytes, want the stored %d", len(dl.Body), len(bodies["rg-149"]))
 	}
