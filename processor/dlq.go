@@ -158,7 +158,7 @@ func (d *DLQ) Replay(ctx context.Context, ids ...uint64) (int, error) {
 		if err := d.replay(ctx, dl); err != nil {
 			return i, err
 		}
-		if err := s.DeleteMsg(ctx, id); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+		if err := s.DeleteMsg(ctx, id); err != nil && !msgGone(err) {
 			return i, fmt.Errorf("dead letter %d replayed but not removed (replaying it again is harmless): %w", id, err)
 		}
 	}
@@ -180,7 +180,7 @@ func (d *DLQ) ReplayAll(ctx context.Context) (int, error) {
 
 func (d *DLQ) replay(ctx context.Context, dl DeadLetter) error {
 	if dl.MetaErr != nil {
-		return fmt.Errorf("dead letter %d cannot be replayed: its headers are undecodable (%v); inspect it with `hookd dlq show %d` and purge it", dl.ID, dl.MetaErr, dl.ID)
+		return fmt.Errorf("dead letter %d cannot be replayed: its headers are undecodable (%v); inspect it with `hookd dlq show %d` and remove it with `hookd dlq delete %d`", dl.ID, dl.MetaErr, dl.ID, dl.ID)
 	}
 	m := dl.Meta
 	token := ReplayDeliveryToken(m.Delivery, dl.ID)
@@ -216,13 +216,21 @@ func (d *DLQ) Delete(ctx context.Context, ids ...uint64) error {
 	}
 	for _, id := range ids {
 		if err := s.DeleteMsg(ctx, id); err != nil {
-			if errors.Is(err, jetstream.ErrMsgNotFound) {
+			if msgGone(err) {
 				return fmt.Errorf("dead letter %d: %w", id, ErrNotFound)
 			}
 			return fmt.Errorf("delete dead letter %d: %w", id, err)
 		}
 	}
 	return nil
+}
+
+// msgGone reports whether err says the message is not in the stream. DeleteMsg reports a missing
+// message as jetstream.ErrMsgDeleteUnsuccessful with the server's "no message found" in its text,
+// not as jetstream.ErrMsgNotFound.
+func msgGone(err error) bool {
+	return errors.Is(err, jetstream.ErrMsgNotFound) ||
+		errors.Is(err, jetstream.ErrMsgDeleteUnsuccessful) && strings.Contains(err.Error(), "no message found")
 }
 
 // Purge removes every dead letter.

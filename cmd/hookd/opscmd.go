@@ -60,7 +60,7 @@ func opsConn(cmd *cobra.Command) (*config.Config, *nats.Conn, jetstream.JetStrea
 func newDLQCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "dlq",
-		Short: "Inspect, replay and purge dead letters (events that failed for good)",
+		Short: "Inspect, replay, delete and purge dead letters (events that failed for good)",
 		Long: `Dead letters are events whose handling failed permanently, or kept failing until
 retry.max_attempts. Each keeps the original payload and headers, the handlers that failed,
 the last error, the attempt count and times. Replay puts an event back into processing with
@@ -178,7 +178,35 @@ its delivery id, so its effect ledger still holds what was already done.`,
 		},
 	}
 	purge.Flags().BoolVar(&yes, "yes", false, "confirm")
-	cmd.AddCommand(list, show, replay, purge)
+	del := &cobra.Command{
+		Use:     "delete ID...",
+		Short:   "Delete dead letters without replaying them",
+		Example: "  hookd dlq delete 17 18",
+		Args:    cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var ids []uint64
+			for _, a := range args {
+				id, err := parseDeadLetterID(a)
+				if err != nil {
+					return err
+				}
+				if !slices.Contains(ids, id) {
+					ids = append(ids, id)
+				}
+			}
+			_, nc, js, err := opsConn(cmd)
+			if err != nil {
+				return err
+			}
+			defer nc.Close()
+			if err := processor.NewDLQ(js).Delete(cmd.Context(), ids...); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%d dead letter(s) deleted\n", len(ids))
+			return nil
+		},
+	}
+	cmd.AddCommand(list, show, replay, del, purge)
 	return cmd
 }
 

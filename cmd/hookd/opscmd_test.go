@@ -15,6 +15,10 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/nats-io/nats.go"
+
+	"github.com/hookd/hookd/internal/broker/brokertest"
+	"github.com/hookd/hookd/internal/event"
 	"github.com/hookd/hookd/internal/payloads"
 	"github.com/hookd/hookd/processor"
 )
@@ -146,5 +150,44 @@ func TestTrunc(t *testing.T) {
 		if got := trunc(tc.in, tc.n); got != tc.want || !utf8.ValidString(got) {
 			t.Errorf("trunc(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
 		}
+	}
+}
+
+// TestDLQDelete: `hookd dlq delete` removes the dead letters named, and only those; an ID that
+// does not exist is an error.
+func TestDLQDelete(t *testing.T) {
+	t.Parallel()
+	env := brokertest.New(t)
+	var ids []uint64
+	for i := range 3 {
+		m := event.Meta{Event: "issues", Action: "opened", Delivery: fmt.Sprintf("del-%d", i), InstallationID: 1, RepositoryID: 2, SecretIndex: -1}
+		ack, err := env.JS.PublishMsg(context.Background(), &nats.Msg{
+			Subject: fmt.Sprintf("%s.0.%s.issues.%s", event.DLQPrefix, m.Tenant().Key(), m.Delivery), Header: m.Header(), Data: []byte(`{}`),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, ack.Sequence)
+	}
+	cfgFile := filepath.Join(t.TempDir(), "cli.yaml")
+	if err := os.WriteFile(cfgFile, []byte(fmt.Sprintf("nats:\n  url: %s\n  partitions: %d\n", env.URL, env.Config.Partitions)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runCLI(t, "dlq", "delete", fmt.Sprint(ids[0]), fmt.Sprint(ids[2]), fmt.Sprint(ids[0]), "--config", cfgFile)
+	if err != nil || !strings.Contains(out, "2 dead letter(s) deleted") {
+		t.Fatalf("dlq delete: %v\n%s", err, out)
+	}
+	left, err := processor.NewDLQ(env.JS).List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 1 || left[0].ID != ids[1] {
+		t.Fatalf("left after delete: %+v, want only %d", left, ids[1])
+	}
+	if _, err := runCLI(t, "dlq", "delete", fmt.Sprint(ids[0]), "--config", cfgFile); err == nil || !errors.Is(err, processor.ErrNotFound) {
+		t.Fatalf("deleting a deleted dead letter: %v, want not found", err)
+	}
+	if _, err := runCLI(t, "dlq", "delete", "--config", cfgFile); err == nil {
+		t.Fatal("dlq delete without IDs must refuse")
 	}
 }
