@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -185,6 +186,13 @@ func decode(r io.Reader, c *Config) error {
 	}
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil
+	}
+	// Keys that are no setting, named by their path (the decoder names Go types).
+	var doc yaml.Node
+	if err := yaml.NewDecoder(bytes.NewReader(data)).Decode(&doc); err == nil {
+		if unknown := unknownKeys(&doc, reflect.TypeOf(c).Elem()); len(unknown) > 0 {
+			return errors.New(strings.Join(unknown, "\n") + "\n(misspelt? hookd.example.yaml shows every key)")
+		}
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)

@@ -155,3 +155,39 @@ func TestShutdownBudget(t *testing.T) {
 		}
 	}
 }
+
+// TestUnknownKeys: a key that is no setting is named by its path, with its line and the keys its
+// section has, wherever it is: top level, a section, a nested section, a list of rules.
+func TestUnknownKeys(t *testing.T) {
+	t.Parallel()
+	p := writeFile(t, `datadir: ./x
+http:
+  adr: ":8080"
+retry:
+  max_atempts: 3
+rules:
+  - name: greet
+    on: [issues.opened]
+    comment: {body: hi}
+  - name: label
+    on: issues.opened
+    lable: {add: [x]}
+`)
+	_, err := Load(p, envMap(nil))
+	if err == nil {
+		t.Fatal("Load accepted unknown keys")
+	}
+	for _, want := range []string{
+		"line 1: datadir is not a setting; the top level has ", "data_dir",
+		"line 3: http.adr is not a setting; http has addr, ",
+		"line 5: retry.max_atempts is not a setting; retry has ", "max_attempts",
+		"line 12: rules[1].lable is not a setting; rules[1] has ", "label",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not contain %q:\n%v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), "not found in type") || strings.Contains(err.Error(), "rules[0]") {
+		t.Errorf("error names Go types or a rule that is fine:\n%v", err)
+	}
+}
