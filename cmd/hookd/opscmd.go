@@ -42,12 +42,14 @@ func opsConn(cmd *cobra.Command) (*config.Config, *nats.Conn, jetstream.JetStrea
 		url = "nats://" + cfg.NATS.Listen
 	}
 	ncfg := cfg.NATS
+	capped := ""
 	if ncfg.ConnectTimeout <= 0 || ncfg.ConnectTimeout > opsConnectTimeout {
 		ncfg.ConnectTimeout = opsConnectTimeout
+		capped = fmt.Sprintf("; operator commands wait at most %s, whatever nats.connect_timeout says", opsConnectTimeout)
 	}
 	nc, err := broker.Connect(cmd.Context(), url, ncfg, "hookd-cli", zerolog.Nop())
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("%w (is `hookd serve` running? the CLI reaches its embedded JetStream on nats.listen, or HOOKD_NATS_URL)", err)
+		return nil, nil, nil, fmt.Errorf("%w (is `hookd serve` running? the CLI reaches its embedded JetStream on nats.listen, or HOOKD_NATS_URL%s)", err, capped)
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
