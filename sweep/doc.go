@@ -15,7 +15,8 @@
 //     X-GitHub-Delivery, so ingest stores it once. At most max_redeliveries per delivery
 //     (bookkeeping keys with a TTL), redeliveries_per_pass per pass, one replica at a time. A
 //     delivery GitHub refuses to redeliver (400, 404, 410, 422: gone from its log) is passed
-//     over. A server error for one delivery leaves it for the next pass and the pass goes on;
+//     over. A page of the log that fails with a server error is asked for up to three times.
+//     A server error for one delivery leaves it for the next pass and the pass goes on;
 //     three in a row, or a rate limit, end the pass, to be tried again. A pass that stops
 //     short (capped, or waiting on a redelivery's outcome) keeps the log entries it read and
 //     did not pass (up to 2000) in redeliver.cursor, so that the next pass reads only the log

@@ -169,7 +169,7 @@ func (s *Service) redeliverPass(ctx context.Context, st *RedeliverState, rep *Re
 	cursors := map[string]bool{}
 list:
 	for {
-		page, resp, err := cl.Apps.ListHookDeliveries(ctx, opts)
+		page, resp, err := s.listDeliveries(ctx, cl, opts)
 		if err != nil {
 			return fmt.Errorf("list the app's webhook deliveries: %w", err)
 		}
@@ -311,6 +311,24 @@ list:
 		markPast(d)
 	}
 	return nil
+}
+
+// listPageTries is how many times one page of the delivery log is asked for when GitHub answers
+// it with a server error: a first pass, or one after a long stop, may read hundreds of pages,
+// and one failed page ends the pass and throws away what the others read.
+const listPageTries = 3
+
+// listDeliveries reads one page of the delivery log, asking again after a server error.
+func (s *Service) listDeliveries(ctx context.Context, cl *github.Client, opts *github.ListCursorOptions) ([]*github.HookDelivery, *github.Response, error) {
+	for try := 1; ; try++ {
+		page, resp, err := cl.Apps.ListHookDeliveries(ctx, opts)
+		if err == nil || !serverError(err) || try == listPageTries {
+			return page, resp, err
+		}
+		if werr := s.opts.Wait(ctx, time.Duration(try)*time.Second); werr != nil {
+			return nil, nil, err
+		}
+	}
 }
 
 // todo is the Top and Todo a pass leaves: the candidates above mark (sorted by id), at most

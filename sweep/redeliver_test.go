@@ -414,8 +414,8 @@ func TestRedeliver(t *testing.T) {
 		}
 		e.fake.SetWebhookOutage(false)
 		e.fake.Advance(settle)
-		// The first pass's second listing page answers 502, the second pass's third
-		// redelivery request too.
+		// The first pass's second listing page answers 502 (every time it is asked for), the
+		// second pass's third redelivery request once.
 		var lists, posts atomic.Int32
 		hook := roundTripFunc(func(req *http.Request) (*http.Response, error) {
 			if req.Method == http.MethodPost && strings.HasSuffix(req.URL.Path, "/attempts") && posts.Add(1) == 3 {
@@ -423,7 +423,7 @@ func TestRedeliver(t *testing.T) {
 			}
 			resp, err := http.DefaultTransport.RoundTrip(req)
 			if err == nil && req.Method == http.MethodGet && strings.HasSuffix(req.URL.Path, "/app/hook/deliveries") && lists.Add(1) == 1 {
-				e.fake.InjectFault(githubfake.ServerError("/app/hook/deliveries", 1, http.StatusBadGateway))
+				e.fake.InjectFault(githubfake.ServerError("/app/hook/deliveries", listPageTries, http.StatusBadGateway))
 			}
 			return resp, err
 		})
@@ -611,6 +611,41 @@ func TestRedeliver(t *testing.T) {
 		rep, err := e.svc.redeliverOnce(e.ctx)
 		if err == nil || rep.Failed != maxRefusedInRow-1 || rep.Requested != 0 {
 			t.Fatalf("pass while GitHub fails every redelivery: %+v, %v; want it ended after %d", rep, err, maxRefusedInRow)
+		}
+	})
+
+	t.Run("a page of the delivery log that fails once is asked for again", func(t *testing.T) {
+		t.Parallel()
+		e := setup(t, Config{})
+		const n = 150 // two pages
+		e.fake.SetWebhookOutage(true)
+		for range n {
+			if _, err := e.fake.OpenIssue("acme/api", "alice", "bug", ""); err != nil {
+				t.Fatal(err)
+			}
+		}
+		e.fake.SetWebhookOutage(false)
+		e.fake.Advance(settle)
+		var lists atomic.Int32
+		svc := e.serviceOver(roundTripFunc(func(req *http.Request) (*http.Response, error) {
+			resp, err := http.DefaultTransport.RoundTrip(req)
+			if err == nil && req.Method == http.MethodGet && strings.HasSuffix(req.URL.Path, "/app/hook/deliveries") && lists.Add(1) == 1 {
+				e.fake.InjectFault(githubfake.ServerError("/app/hook/deliveries", listPageTries-1, http.StatusBadGateway))
+			}
+			return resp, err
+		}))
+		svc.cfg.RedeliveriesPerPass = n
+		waits := e.waits.Load()
+		rep, err := svc.redeliverOnce(e.ctx)
+		if err != nil || rep.Requested != n || rep.Listed != n+1 {
+			t.Fatalf("pass with the log's second page failing %d times: %+v %v", listPageTries-1, rep, err)
+		}
+		if got := lists.Load(); got != 2+listPageTries-1 {
+			t.Errorf("%d listing requests, want %d", got, 2+listPageTries-1)
+		}
+		// Pauses: one between redelivery requests, and one before each page asked for again.
+		if got, want := e.waits.Load()-waits, int32(n-1+listPageTries-1); got != want {
+			t.Errorf("%d pauses, want %d", got, want)
 		}
 	})
 
