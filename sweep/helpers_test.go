@@ -184,6 +184,22 @@ func (e *env) reconciles() []*jetstream.RawStreamMsg {
 	return out
 }
 
+// reconciledIssues is the set of issue numbers the stored reconcile events are about.
+func (e *env) reconciledIssues() map[int]bool {
+	e.t.Helper()
+	got := map[int]bool{}
+	for _, m := range e.reconciles() {
+		var p struct {
+			Issue struct{ Number int } `json:"issue"`
+		}
+		if err := json.Unmarshal(m.Data, &p); err != nil {
+			e.t.Fatal(err)
+		}
+		got[p.Issue.Number] = true
+	}
+	return got
+}
+
 // markSeen writes the ItemState the processor would after handling the issue's latest change.
 func (e *env) markSeen(t event.Tenant, number int) {
 	e.t.Helper()

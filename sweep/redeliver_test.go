@@ -39,6 +39,22 @@ func (e *env) lastGUID() string {
 	return ds[len(ds)-1].GUID
 }
 
+// lostIssues opens n issues in acme/api while GitHub cannot deliver webhooks and returns the
+// GUIDs of their failed deliveries, oldest first.
+func (e *env) lostIssues(n int) []string {
+	e.t.Helper()
+	e.fake.SetWebhookOutage(true)
+	defer e.fake.SetWebhookOutage(false)
+	guids := make([]string, 0, n)
+	for range n {
+		if _, err := e.fake.OpenIssue("acme/api", "alice", "bug", ""); err != nil {
+			e.t.Fatal(err)
+		}
+		guids = append(guids, e.lastGUID())
+	}
+	return guids
+}
+
 // storedGUID reports whether the events stream holds a delivery with id guid.
 func (e *env) storedGUID(guid string) bool {
 	for _, m := range e.stored() {
@@ -171,13 +187,7 @@ func TestRedeliver(t *testing.T) {
 	t.Run("redeliveries per pass are capped and spaced", func(t *testing.T) {
 		t.Parallel()
 		e := setup(t, Config{RedeliveriesPerPass: 2})
-		e.fake.SetWebhookOutage(true)
-		for range 3 {
-			if _, err := e.fake.OpenIssue("acme/api", "alice", "bug", ""); err != nil {
-				t.Fatal(err)
-			}
-		}
-		e.fake.SetWebhookOutage(false)
+		e.lostIssues(3)
 		e.fake.Advance(settle)
 		if rep := e.redeliver(e.svc); rep.Requested != 2 || !rep.Capped || e.waits.Load() != 1 {
 			t.Fatalf("first pass: %+v, %d waits", rep, e.waits.Load())
@@ -229,15 +239,7 @@ func TestRedeliver(t *testing.T) {
 	t.Run("a delivery GitHub refuses to redeliver is passed over", func(t *testing.T) {
 		t.Parallel()
 		e := setup(t, Config{})
-		e.fake.SetWebhookOutage(true)
-		var guids []string
-		for range 2 {
-			if _, err := e.fake.OpenIssue("acme/api", "alice", "bug", ""); err != nil {
-				t.Fatal(err)
-			}
-			guids = append(guids, e.lastGUID())
-		}
-		e.fake.SetWebhookOutage(false)
+		guids := e.lostIssues(2)
 		e.fake.Advance(settle)
 		// The first (oldest) one is refused, as GitHub refuses a delivery gone from its log.
 		e.fake.InjectFault(githubfake.Fault{Method: http.MethodPost, Path: "/app/hook/deliveries/*/attempts", Status: http.StatusUnprocessableEntity})
@@ -404,15 +406,7 @@ func TestRedeliver(t *testing.T) {
 		t.Parallel()
 		e := setup(t, Config{})
 		const n = 150 // two pages of the delivery log
-		e.fake.SetWebhookOutage(true)
-		var guids []string
-		for range n {
-			if _, err := e.fake.OpenIssue("acme/api", "alice", "bug", ""); err != nil {
-				t.Fatal(err)
-			}
-			guids = append(guids, e.lastGUID())
-		}
-		e.fake.SetWebhookOutage(false)
+		guids := e.lostIssues(n)
 		e.fake.Advance(settle)
 		// The first pass's second listing page answers 502 (every time it is asked for), the
 		// second pass's third redelivery request once.
@@ -455,15 +449,7 @@ func TestRedeliver(t *testing.T) {
 		t.Parallel()
 		e := setup(t, Config{RedeliveriesPerPass: 50})
 		const n = 250 // three pages of the delivery log, five passes' worth of redeliveries
-		e.fake.SetWebhookOutage(true)
-		var guids []string
-		for range n {
-			if _, err := e.fake.OpenIssue("acme/api", "alice", "bug", ""); err != nil {
-				t.Fatal(err)
-			}
-			guids = append(guids, e.lastGUID())
-		}
-		e.fake.SetWebhookOutage(false)
+		guids := e.lostIssues(n)
 		var pages atomic.Int32
 		svc := e.serviceOver(roundTripFunc(func(req *http.Request) (*http.Response, error) {
 			if req.Method == http.MethodGet && strings.HasSuffix(req.URL.Path, "/app/hook/deliveries") {
@@ -523,15 +509,7 @@ func TestRedeliver(t *testing.T) {
 		e := setup(t, Config{RedeliveriesPerPass: 2})
 		e.svc.maxTodo = 3
 		const n = 9
-		e.fake.SetWebhookOutage(true)
-		var guids []string
-		for range n {
-			if _, err := e.fake.OpenIssue("acme/api", "alice", "bug", ""); err != nil {
-				t.Fatal(err)
-			}
-			guids = append(guids, e.lastGUID())
-		}
-		e.fake.SetWebhookOutage(false)
+		guids := e.lostIssues(n)
 		requested := 0
 		for pass := 0; ; pass++ {
 			if pass > 10 {
@@ -564,15 +542,7 @@ func TestRedeliver(t *testing.T) {
 	t.Run("a delivery GitHub keeps failing to redeliver does not hold the others", func(t *testing.T) {
 		t.Parallel()
 		e := setup(t, Config{})
-		e.fake.SetWebhookOutage(true)
-		var guids []string
-		for range 4 {
-			if _, err := e.fake.OpenIssue("acme/api", "alice", "bug", ""); err != nil {
-				t.Fatal(err)
-			}
-			guids = append(guids, e.lastGUID())
-		}
-		e.fake.SetWebhookOutage(false)
+		guids := e.lostIssues(4)
 		poison := e.attempts(guids[1])[0]
 		e.fake.InjectFault(githubfake.ServerError(fmt.Sprintf("/app/hook/deliveries/%d/attempts", poison.ID), 2, http.StatusInternalServerError))
 		e.fake.Advance(settle)
@@ -599,13 +569,7 @@ func TestRedeliver(t *testing.T) {
 	t.Run("server errors in a row end the pass", func(t *testing.T) {
 		t.Parallel()
 		e := setup(t, Config{})
-		e.fake.SetWebhookOutage(true)
-		for range 5 {
-			if _, err := e.fake.OpenIssue("acme/api", "alice", "bug", ""); err != nil {
-				t.Fatal(err)
-			}
-		}
-		e.fake.SetWebhookOutage(false)
+		e.lostIssues(5)
 		e.fake.InjectFault(githubfake.ServerError("/app/hook/deliveries/*/attempts", 100, http.StatusBadGateway))
 		e.fake.Advance(settle)
 		rep, err := e.svc.redeliverOnce(e.ctx)
@@ -618,13 +582,7 @@ func TestRedeliver(t *testing.T) {
 		t.Parallel()
 		e := setup(t, Config{})
 		const n = 150 // two pages
-		e.fake.SetWebhookOutage(true)
-		for range n {
-			if _, err := e.fake.OpenIssue("acme/api", "alice", "bug", ""); err != nil {
-				t.Fatal(err)
-			}
-		}
-		e.fake.SetWebhookOutage(false)
+		e.lostIssues(n)
 		e.fake.Advance(settle)
 		var lists atomic.Int32
 		svc := e.serviceOver(roundTripFunc(func(req *http.Request) (*http.Response, error) {

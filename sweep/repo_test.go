@@ -242,16 +242,7 @@ func TestSweep(t *testing.T) {
 		if rep.Drift != n-perPage || rep.Calls != 2 || rep.Duplicates > 1 {
 			t.Fatalf("pass after the 502: %+v", rep)
 		}
-		got := map[int]bool{}
-		for _, m := range e.reconciles() {
-			var p struct {
-				Issue struct{ Number int } `json:"issue"`
-			}
-			if err := json.Unmarshal(m.Data, &p); err != nil {
-				t.Fatal(err)
-			}
-			got[p.Issue.Number] = true
-		}
+		got := e.reconciledIssues()
 		for i := 1; i <= n; i++ {
 			if !got[i] {
 				t.Fatalf("issue %d has no reconcile event", i)
@@ -288,16 +279,7 @@ func TestSweep(t *testing.T) {
 		if lists.Load() < 2 || rep.Drift != n || rep.Deferred != 1 {
 			t.Fatalf("pass over %d listing pages: %+v, want %d drifted and issue 1 deferred after its update", lists.Load(), rep, n)
 		}
-		got := map[int]bool{}
-		for _, m := range e.reconciles() {
-			var p struct {
-				Issue struct{ Number int } `json:"issue"`
-			}
-			if err := json.Unmarshal(m.Data, &p); err != nil {
-				t.Fatal(err)
-			}
-			got[p.Issue.Number] = true
-		}
+		got := e.reconciledIssues()
 		for i := 2; i <= n; i++ {
 			if !got[i] {
 				t.Fatalf("issue %d has no reconcile event: the listing passed over it", i)
