@@ -118,12 +118,13 @@ type app struct {
 	specs []planner.Spec     // this process's task specs, planned again when tenants change
 	ln    net.Listener
 
-	opts    appOptions
-	budget  *ghapp.KVBudget
-	obs     *rateObserver
-	planned chan struct{} // closed when plan returned (sched is set if it succeeded)
-	stopped chan struct{} // closed when Run returned
-	unlock  func()        // releases nats.data_dir, held while the embedded server runs
+	opts       appOptions
+	budget     *ghapp.KVBudget
+	obs        *rateObserver
+	planned    chan struct{}      // closed when plan returned (sched is set if it succeeded)
+	stopped    chan struct{}      // closed when Run returned
+	unlock     func()             // releases nats.data_dir, held while the embedded server runs
+	stopBudget context.CancelFunc // stops the shared rate-limit budget's goroutine
 }
 
 // newApp connects to (or starts) JetStream, ensures the topology and builds every part the roles
@@ -177,7 +178,11 @@ func newApp(ctx context.Context, cfg *config.Config, log zerolog.Logger, o appOp
 		// (checking the app, listing its installations, planning) runs in Run, once /healthz is
 		// served, however long GitHub takes or makes hookd wait.
 		a.obs = &rateObserver{}
-		a.budget = ghapp.NewKVBudget(ctx, a.js, log)
+		// It stops with the app (Close), not only with ctx: its watch would take the closed
+		// connection for a failure and say so.
+		bctx, bcancel := context.WithCancel(ctx)
+		a.stopBudget = bcancel
+		a.budget = ghapp.NewKVBudget(bctx, a.js, log)
 		if a.gh, err = ghapp.New(cfg.GitHub, ghapp.Options{OnResponse: a.obs.observe, Budget: a.budget}); err != nil {
 			return nil, err
 		}
@@ -414,6 +419,9 @@ func (a *app) ready() <-chan struct{} {
 
 // Close releases the connection, stops the embedded server and releases its data_dir.
 func (a *app) Close() {
+	if a.stopBudget != nil {
+		a.stopBudget()
+	}
 	if a.nc != nil {
 		// Every part has stopped: make sure the server has what they sent last (acks, the
 		// last publishes) before closing. Drain would only start doing so in the background.

@@ -542,3 +542,29 @@ func TestServeGoHandlerEvents(t *testing.T) {
 		t.Fatalf("Run: %v, want preflight:app to ask for the release event", err)
 	}
 }
+
+// TestCloseQuiet: an app closed while its context still runs (startup failed, or Run returned)
+// logs no warning: the shared rate-limit budget's watch stops with it instead of taking the
+// closed connection for a failure.
+func TestCloseQuiet(t *testing.T) {
+	t.Parallel()
+	fake, _ := newFake(t)
+	cfg := testConfig(t, t.TempDir(), fake)
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	a, err := newApp(context.Background(), cfg, newLogger(config.Log{Level: "warn"}, lockedWriter{&mu, &logs}), appOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.budget == nil {
+		t.Fatal("no shared rate-limit budget: the test needs an app that can call GitHub")
+	}
+	time.Sleep(200 * time.Millisecond) // let the budget's watch start
+	a.Close()
+	time.Sleep(500 * time.Millisecond) // what the watch would log, it logs at once
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Contains(logs.String(), "watching") || strings.Contains(logs.String(), `"level":"warn"`) {
+		t.Errorf("warnings on close:\n%s", logs.String())
+	}
+}
