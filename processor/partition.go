@@ -527,6 +527,24 @@ func (pc *PartitionConsumer) work(ctx context.Context, t *tenantQ, it *item) {
 	if ok {
 		res = pc.p.handle(ctx, it)
 	}
+	// An event handed back (a retry, or interrupted by shutdown) leaves the tenant fenced at it,
+	// so that whoever receives it next runs it before the tenant's later events. The fence is
+	// written before the event is handed back: a crash in between must not leave it unfenced.
+	handBack := func(res result, now time.Time) {
+		switch res.kind {
+		case kindRetry:
+			t.out[it.seq] = now.Add(res.delay + pc.grace())
+		case kindRelease:
+			t.out[it.seq] = now.Add(pc.grace())
+		}
+	}
+	if res.kind == kindRetry || res.kind == kindRelease {
+		pc.mu.Lock()
+		handBack(res, time.Now())
+		pc.mu.Unlock()
+		pc.syncFence(it.key, 0)
+	}
+	planned := res.kind
 	res = pc.p.settle(ctx, pc, it, res)
 	<-pc.p.slots
 
@@ -534,13 +552,9 @@ func (pc *PartitionConsumer) work(ctx context.Context, t *tenantQ, it *item) {
 	pc.mu.Lock()
 	t.running = nil
 	pc.held--
-	switch res.kind {
-	case kindRetry:
-		t.out[it.seq] = now.Add(res.delay + pc.grace())
-	case kindRelease:
-		// Interrupted by shutdown and handed back after the tenant's later events (release):
-		// keep its fence so that whoever receives the partition next runs it first.
-		t.out[it.seq] = now.Add(pc.grace())
+	if res.kind != planned { // settle did otherwise: it keeps a dead letter it could not store
+		delete(t.out, it.seq)
+		handBack(res, now)
 	}
 	pc.markReady(t, now)
 	pc.mu.Unlock()
