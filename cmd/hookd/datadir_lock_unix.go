@@ -19,7 +19,10 @@ const dataDirLockFile = "hookd.lock"
 // same store: two servers writing one file store corrupt it, and nats-server does not stop them.
 // The lock is an flock on dir/hookd.lock, released by the returned func or when the process ends
 // however it ends (a crashed hookd leaves no stale lock).
-func lockDataDir(dir string) (unlock func(), err error) {
+func lockDataDir(dir string) (unlock func(), err error) { return lockDataDirWith(dir, syscall.Flock) }
+
+// lockDataDirWith is lockDataDir with the flock call given (tests give one that fails).
+func lockDataDirWith(dir string, flock func(fd, how int) error) (unlock func(), err error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("nats.data_dir %s: %w (set data_dir or HOOKD_DATA_DIR to a directory hookd can write)", dir, err)
 	}
@@ -28,7 +31,13 @@ func lockDataDir(dir string) (unlock func(), err error) {
 	if err != nil {
 		return nil, fmt.Errorf("nats.data_dir %s: %w (set data_dir or HOOKD_DATA_DIR to a directory hookd can write)", dir, err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if err := flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		if errors.Is(err, syscall.ENOLCK) || errors.Is(err, syscall.EOPNOTSUPP) || errors.Is(err, syscall.ENOTSUP) {
+			// A file system without locks (some network file systems): run unguarded, as
+			// nats-server itself would, rather than not at all.
+			f.Close()
+			return func() {}, fmt.Errorf("%w: %s cannot be locked (%v); make sure no other hookd uses nats.data_dir %s", errNoLock, path, err, dir)
+		}
 		holder := ""
 		if b, rerr := os.ReadFile(path); rerr == nil {
 			if pid, perr := strconv.Atoi(strings.TrimSpace(string(b))); perr == nil {

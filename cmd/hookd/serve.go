@@ -144,7 +144,11 @@ func newApp(ctx context.Context, cfg *config.Config, log zerolog.Logger, o appOp
 
 	url := cfg.NATS.URL
 	if url == "" {
-		if a.unlock, err = lockDataDir(cfg.NATS.DataDir); err != nil {
+		a.unlock, err = lockDataDir(cfg.NATS.DataDir)
+		switch {
+		case errors.Is(err, errNoLock):
+			log.Warn().Err(err).Msg("nats.data_dir cannot be locked: nothing stops a second hookd from using it")
+		case err != nil:
 			return nil, err
 		}
 		if a.nats, err = broker.StartEmbedded(cfg.NATS, log); err != nil {
@@ -439,6 +443,10 @@ func (a *app) Close() {
 		a.unlock = nil
 	}
 }
+
+// errNoLock: lockDataDir could not lock data_dir, whose file system takes no locks (some network
+// file systems); the unlock it returns is still to be called.
+var errNoLock = errors.New("data_dir not locked")
 
 // URL is the NATS URL clients of this process's JetStream use.
 func (a *app) natsURL() string { return strings.TrimSpace(a.nc.ConnectedUrl()) }
