@@ -45,12 +45,16 @@
 // GitHub gives a delivery 10 seconds (GHES 30). ReadHeaderTimeout and ReadTimeout cut slow or
 // stalled clients off, PublishTimeout bounds the wait for the JetStream ack, and HandlerTimeout
 // bounds the whole request (Validate keeps it under 10s). When NATS is disconnected, a delivery is
-// refused at once instead of waiting in the client's reconnect buffer.
+// refused at once instead of waiting in the client's reconnect buffer. A client that closes (or
+// half-closes) its connection once the body is sent does not cancel the store: a verified
+// delivery is stored all the same, and a client still reading gets its answer.
 //
 // # Lifecycle
 //
-// Server.Run serves until its context is done, then stops accepting connections and lets the
-// requests in flight finish their publish and get their answer, for at most ShutdownTimeout.
+// The server speaks HTTP/1.1 and, for ingresses that talk h2c to their backends, HTTP/2 without
+// TLS (prior knowledge). Server.Run serves until its context is done, then stops accepting
+// connections and lets the requests in flight finish their publish and get their answer, for at
+// most ShutdownTimeout.
 // Besides the webhook route it serves GET /healthz (always 200 while the process runs), GET
 // /readyz (200 only when NATS is connected, the events stream answers, a secret is configured and
 // the extra readiness checks pass; it answers within 500ms) and GET /metrics.

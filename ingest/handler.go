@@ -38,7 +38,8 @@ type webhook struct {
 	reqSeq    atomic.Uint64
 	bufs      sync.Pool // *[]byte body buffers
 
-	started atomic.Pointer[func()] // test hook: called once a request is being handled
+	started    atomic.Pointer[func()]                // test hook: called once a request is being handled
+	publishing atomic.Pointer[func(context.Context)] // test hook: called with the request's context before the publish
 }
 
 // Pooled buffers above this capacity are left to the garbage collector rather than kept.
@@ -133,7 +134,10 @@ func (h *webhook) handle(w http.ResponseWriter, r *http.Request, start time.Time
 		w.Header().Set("Connection", "close") // do not read what we refuse
 		return &wrapped{sentinel: ErrTooLarge, msg: "body of " + strconv.FormatInt(r.ContentLength, 10) + " bytes is over http.max_body_bytes (" + strconv.FormatInt(limit, 10) + ")"}
 	}
-	ctx, cancel := context.WithDeadline(r.Context(), start.Add(h.cfg.HandlerTimeout))
+	// A client that goes away once its body is sent (a proxy giving up, a half-close) cancels
+	// r.Context(); a verified delivery is stored all the same, within HandlerTimeout, instead
+	// of its fate depending on when the publish saw the cancellation.
+	ctx, cancel := context.WithDeadline(context.WithoutCancel(r.Context()), start.Add(h.cfg.HandlerTimeout))
 	defer cancel()
 
 	// Serve's http.Server bounds the whole request by ReadTimeout from its first byte; a deadline
@@ -184,6 +188,9 @@ func (h *webhook) handle(w http.ResponseWriter, r *http.Request, start time.Time
 	o.meta.ReceivedAt = start.UTC()
 	o.meta.Source = event.SourceWebhook
 
+	if f := h.publishing.Load(); f != nil {
+		(*f)(r.Context())
+	}
 	o.duplicate, release, err = h.publish(ctx, &o.meta, payload)
 	return err
 }

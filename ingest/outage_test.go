@@ -343,3 +343,93 @@ func TestGracefulShutdown(t *testing.T) {
 		t.Fatal("new connection accepted after shutdown")
 	}
 }
+
+// TestClientGoneAfterBody: a client (or the proxy in front of hookd) that closes its side of
+// the connection once the body is sent cancels the request's context; the verified delivery
+// is stored all the same, and a client still reading (a half-close) gets its 202.
+func TestClientGoneAfterBody(t *testing.T) {
+	f := setup(t, nil)
+	gone := make(chan struct{}, 1)
+	ingest.SetPublishingHook(f.srv, func(reqCtx context.Context) {
+		select {
+		case <-reqCtx.Done():
+			gone <- struct{}{}
+		case <-time.After(5 * time.Second):
+			t.Error("the request's context was not cancelled after the client closed its side")
+		}
+	})
+	addr := strings.TrimPrefix(f.base, "http://")
+	for _, tc := range []struct {
+		name      string
+		halfClose bool
+	}{
+		{"closed", false},
+		{"half-closed", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			id := newID("gone")
+			body := payloads.Get("issues.opened")
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			_, err = io.WriteString(c, "POST /webhook HTTP/1.1\r\nHost: x\r\nX-GitHub-Event: issues\r\nX-GitHub-Delivery: "+id+"\r\n"+
+				"X-Hub-Signature-256: "+ingest.Sign([]byte(secretOld), body)+"\r\nContent-Type: application/json\r\n"+
+				"Content-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"+string(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.halfClose {
+				if err := c.(*net.TCPConn).CloseWrite(); err != nil {
+					t.Fatal(err)
+				}
+				_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+				resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+				if err != nil {
+					t.Fatalf("no answer: %v", err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusAccepted {
+					t.Fatalf("answer %d, want 202", resp.StatusCode)
+				}
+			} else {
+				c.Close()
+			}
+			<-gone
+			// The handler logs its line once it has answered.
+			deadline := time.Now().Add(10 * time.Second)
+			for !strings.Contains(f.logs.String(), `"delivery":"`+id+`"`) {
+				if time.Now().After(deadline) {
+					t.Fatal("the handler did not finish")
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			if n := len(f.stored(t, id)); n != 1 {
+				t.Fatalf("%d stored, want the verified delivery stored once; log:\n%s", n, f.logs.String())
+			}
+		})
+	}
+}
+
+// TestH2C: an ingress that speaks HTTP/2 without TLS to its backends (prior knowledge) gets its
+// deliveries stored and answered like HTTP/1.1 ones.
+func TestH2C(t *testing.T) {
+	f := setup(t, nil)
+	tr := &http.Transport{Protocols: new(http.Protocols)}
+	tr.Protocols.SetUnencryptedHTTP2(true)
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	id := newID("h2c")
+	resp, err := client.Do(delivery{event: "issues", id: id, body: payloads.Get("issues.opened"), secret: secretNew}.request(t, f.hook))
+	if err != nil {
+		t.Fatalf("POST over h2c: %v", err)
+	}
+	resp.Body.Close()
+	if resp.ProtoMajor != 2 || resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("answer %s %d, want HTTP/2 202", resp.Proto, resp.StatusCode)
+	}
+	if n := len(f.stored(t, id)); n != 1 {
+		t.Fatalf("%d stored", n)
+	}
+}

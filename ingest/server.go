@@ -164,6 +164,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		BaseContext:       func(net.Listener) context.Context { return context.WithValue(base, servedKey{}, true) },
 		ErrorLog:          stdlog.New(s.log.With().Str("source", "net/http").Logger(), "", 0),
 	}
+	// HTTP/1.1, and HTTP/2 without TLS (prior knowledge) for an ingress that speaks h2c to its
+	// backends (Envoy and Istio, Traefik's h2c://, Caddy's versions h2c): without it, every
+	// delivery through such a proxy fails at the connection.
+	srv.Protocols = new(http.Protocols)
+	srv.Protocols.SetHTTP1(true)
+	srv.Protocols.SetUnencryptedHTTP2(true)
 	s.log.Info().Str("addr", ln.Addr().String()).Bool("webhook", s.deps.Webhook).
 		Str("path", s.cfg.PathPrefix+s.cfg.Path).Int("secrets", len(s.hook.secrets)).Msg("HTTP server listening")
 	errc := make(chan error, 1)

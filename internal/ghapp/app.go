@@ -1,8 +1,10 @@
 package ghapp
 
 import (
+	"bytes"
 	"context"
 	"crypto/rsa"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"net/http"
@@ -56,6 +58,7 @@ type App struct {
 	opts    Options
 	app     *github.Client
 	gov     *governor
+	signer  *reusedJWT
 
 	mu       sync.Mutex
 	installs map[int64]*github.Client
@@ -96,27 +99,37 @@ func New(cfg Config, opts Options) (*App, error) {
 		opts.MutationSpacing = 0
 	}
 	a := &App{id: cfg.AppID, baseURL: base, opts: opts, installs: map[int64]*github.Client{}, gov: newGovernor()}
+	signer := &reusedJWT{appID: cfg.AppID, key: key, now: opts.Now}
 	atr, err := ghinstallation.NewAppsTransportWithOptions(a.gov.transport(0, 0, a.observe(0)), cfg.AppID,
-		ghinstallation.WithSigner(&reusedJWT{appID: cfg.AppID, key: key, now: opts.Now}))
+		ghinstallation.WithSigner(signer))
 	if err != nil {
 		return nil, fmt.Errorf("github app transport: %w", err)
 	}
 	atr.BaseURL = cfg.APIURL
-	a.app = a.client(a.gate(0, atr))
+	a.signer = signer
+	a.app = a.client(a.gate(0, skewRetry{signer: signer, next: atr}))
 	return a, nil
 }
 
 func loadKey(cfg Config) (*rsa.PrivateKey, error) {
-	pem, where := []byte(cfg.PrivateKey), "github.private_key"
+	data, where := []byte(cfg.PrivateKey), "github.private_key"
 	if cfg.PrivateKeyFile != "" {
 		where = "github.private_key_file " + cfg.PrivateKeyFile
 		b, err := os.ReadFile(cfg.PrivateKeyFile)
 		if err != nil {
 			return nil, fmt.Errorf("%s: cannot read the GitHub App private key: %w; check the path and that hookd may read it", where, err)
 		}
-		pem = b
+		data = b
 	}
-	key, err := jwt.ParseRSAPrivateKeyFromPEM(pem)
+	// A PEM kept on one line with its newlines escaped as \n (an env file, a single-line secret
+	// store field) is the same key.
+	if !bytes.ContainsRune(data, '\n') && bytes.Contains(data, []byte(`\n`)) {
+		data = bytes.ReplaceAll(bytes.ReplaceAll(data, []byte(`\r\n`), []byte("\n")), []byte(`\n`), []byte("\n"))
+	}
+	if b, _ := pem.Decode(data); b != nil && (b.Type == "ENCRYPTED PRIVATE KEY" || b.Headers["Proc-Type"] == "4,ENCRYPTED") {
+		return nil, fmt.Errorf("%s: the private key is encrypted with a passphrase, which hookd cannot use; give it the key as GitHub generated it, or decrypt it (openssl pkey -in KEY.pem -out PLAIN.pem)", where)
+	}
+	key, err := jwt.ParseRSAPrivateKeyFromPEM(data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: not a PEM-encoded RSA private key (%v); use the .pem file from the GitHub App's settings (\"Generate a private key\")", where, err)
 	}
@@ -174,9 +187,9 @@ func (a *App) Token(ctx context.Context, installationID int64, repoIDs []int64, 
 }
 
 // The transport of installation id (0: the app) is, from the client down: the budget gate
-// (refuses requests while the budget is exhausted), the installation token (app: the JWT), the
-// governor (mutations one at a time, spaced, after any Retry-After), the observer (OnResponse
-// and Budget.Observe), Options.Transport.
+// (refuses requests while the budget is exhausted), the installation token (app: skewRetry and
+// the JWT), the governor (mutations one at a time, spaced, after any Retry-After), the observer
+// (OnResponse and Budget.Observe), Options.Transport.
 
 // gate refuses the requests of installation id while Options.Budget says it is exhausted.
 func (a *App) gate(id int64, next http.RoundTripper) http.RoundTripper {

@@ -18,8 +18,10 @@ type Config struct {
 	// No default; env HOOKD_GITHUB_PRIVATE_KEY_FILE. Set this or PrivateKey, not both.
 	PrivateKeyFile string `yaml:"private_key_file"`
 	// PrivateKey is the PEM of the app's private key inline, an alternative to PrivateKeyFile
-	// for secret stores that expose values rather than files. No default; env
-	// HOOKD_GITHUB_PRIVATE_KEY.
+	// for secret stores that expose values rather than files. A PEM on one line with its
+	// newlines written as \n (env files, single-line secret fields) is accepted too, in either
+	// setting. PKCS#1 ("RSA PRIVATE KEY", GitHub's download) or PKCS#8 ("PRIVATE KEY"), LF or
+	// CRLF line endings; not encrypted. No default; env HOOKD_GITHUB_PRIVATE_KEY.
 	PrivateKey string `yaml:"private_key"`
 	// WebhookSecrets verify deliveries' X-Hub-Signature-256. Several are accepted at once so a
 	// secret can be rotated: add the new one, change it on GitHub, then remove the old one. No

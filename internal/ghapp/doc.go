@@ -3,7 +3,10 @@
 // (JWT) and as each of its installations (installation tokens).
 //
 // It owns credentials handling (reading and parsing the key, saying clearly what is missing),
-// the app JWT (one signed JWT reused until shortly before it expires, not one per request),
+// the app JWT (one signed JWT reused until shortly before it expires, not one per request; when
+// GitHub rejects one and its Date header shows this machine's clock more than 10s off, the JWT
+// is signed again on GitHub's time and the request retried once, and token expiry is read on
+// that time too),
 // and the installation-token cache: one client per installation, created on first use and
 // shared by handlers and sweeps; its token is minted on the first request (one mint at a time;
 // a request waiting for another's mint gives up with its context), reused, refreshed

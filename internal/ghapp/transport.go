@@ -29,16 +29,21 @@ type reusedJWT struct {
 	key   *rsa.PrivateKey
 	now   func() time.Time
 
-	mu  sync.Mutex
-	jwt string
-	exp time.Time
+	mu     sync.Mutex
+	jwt    string
+	exp    time.Time
+	offset time.Duration // GitHub's clock minus ours, learnt from a rejected JWT's Date header
 }
+
+// skewTolerance is the clock difference with GitHub below which a rejected JWT is not blamed on
+// the clock (Date has a one-second resolution, and the answer takes time to arrive).
+const skewTolerance = 10 * time.Second
 
 // Sign implements ghinstallation.Signer.
 func (s *reusedJWT) Sign(jwt.Claims) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := s.now()
+	now := s.now().Add(s.offset)
 	if s.jwt != "" && now.Before(s.exp.Add(-jwtRenew)) && !now.Before(s.exp.Add(-jwtLifetime)) {
 		return s.jwt, nil
 	}
@@ -54,6 +59,59 @@ func (s *reusedJWT) Sign(jwt.Claims) (string, error) {
 	}
 	s.jwt, s.exp = signed, exp
 	return signed, nil
+}
+
+// githubNow is the app's clock corrected by what adjust learnt of GitHub's.
+func (s *reusedJWT) githubNow() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.now().Add(s.offset)
+}
+
+// adjust learns GitHub's clock from the Date header of a 401 answered to a JWT: when it differs
+// from the offset in use by more than skewTolerance, the offset changes, the cached JWT is dropped
+// and adjust reports true (sign again and retry).
+func (s *reusedJWT) adjust(date string) bool {
+	githubNow, err := http.ParseTime(date)
+	if err != nil {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	offset := githubNow.Sub(s.now())
+	if d := offset - s.offset; d < skewTolerance && d > -skewTolerance {
+		return false
+	}
+	s.offset, s.jwt = offset, ""
+	return true
+}
+
+// skewRetry sends app (JWT) requests and, when GitHub rejects the JWT and its Date header shows
+// that this machine's clock is off by more than skewTolerance (a JWT's iat must be in GitHub's
+// past and its exp at most 10 minutes in GitHub's future), signs again on GitHub's time and
+// retries once.
+type skewRetry struct {
+	signer *reusedJWT
+	next   http.RoundTripper // signs with signer
+}
+
+func (t skewRetry) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.next.RoundTrip(req)
+	if err != nil || resp.StatusCode != http.StatusUnauthorized || (req.Body != nil && req.GetBody == nil) ||
+		!t.signer.adjust(resp.Header.Get("Date")) {
+		return resp, err
+	}
+	retry := req.Clone(req.Context())
+	if req.GetBody != nil {
+		body, berr := req.GetBody()
+		if berr != nil {
+			return resp, nil
+		}
+		retry.Body = body
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return t.next.RoundTrip(retry)
 }
 
 // tokenSource holds one installation's token: minted on first use, reused, replaced
@@ -102,7 +160,8 @@ func (s *tokenSource) Token(ctx context.Context) (token string, fresh bool, err 
 func (s *tokenSource) cached() (string, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.token, s.token != "" && s.app.opts.Now().Before(s.expires.Add(-s.app.opts.RefreshBefore))
+	// expires is on GitHub's clock.
+	return s.token, s.token != "" && s.app.signer.githubNow().Before(s.expires.Add(-s.app.opts.RefreshBefore))
 }
 
 // invalidate forgets token if it is still the current one.
