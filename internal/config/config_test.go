@@ -191,3 +191,25 @@ rules:
 		t.Errorf("error names Go types or a rule that is fine:\n%v", err)
 	}
 }
+
+// TestWebhookSecretsTrimmed: a secret written as a YAML block scalar (or with stray spaces) keeps
+// no trailing newline, as its environment variable keeps none: GitHub's secret has none, and
+// every signature check would fail.
+func TestWebhookSecretsTrimmed(t *testing.T) {
+	t.Parallel()
+	p := writeFile(t, "github:\n  webhook_secrets:\n    - |\n      block-secret\n    - \"  spaced  \"\n")
+	c, err := Load(p, envMap(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.GitHub.WebhookSecrets; len(got) != 2 || got[0] != "block-secret" || got[1] != "spaced" {
+		t.Fatalf("webhook secrets %q", got)
+	}
+	c, err = Load("", envMap(map[string]string{"HOOKD_GITHUB_WEBHOOK_SECRET": " one , two\n"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.GitHub.WebhookSecrets; len(got) != 2 || got[0] != "one" || got[1] != "two" {
+		t.Fatalf("webhook secrets from env %q", got)
+	}
+}

@@ -24,8 +24,9 @@ type Config struct {
 	// CRLF line endings; not encrypted. No default; env HOOKD_GITHUB_PRIVATE_KEY.
 	PrivateKey string `yaml:"private_key"`
 	// WebhookSecrets verify deliveries' X-Hub-Signature-256. Several are accepted at once so a
-	// secret can be rotated: add the new one, change it on GitHub, then remove the old one. No
-	// default; env HOOKD_GITHUB_WEBHOOK_SECRET (comma-separated for several).
+	// secret can be rotated: add the new one, change it on GitHub, then remove the old one.
+	// Surrounding white space is trimmed. No default; env HOOKD_GITHUB_WEBHOOK_SECRET
+	// (comma-separated for several, so a secret with a comma must be set in the file).
 	WebhookSecrets []string `yaml:"webhook_secrets"`
 	// APIURL is the REST API base URL, used verbatim: "https://api.github.com/" (default), or
 	// "https://HOST/api/v3/" for GitHub Enterprise Server. A trailing slash is added if missing.
@@ -35,8 +36,14 @@ type Config struct {
 	PublicURL string `yaml:"public_url"`
 }
 
-// Defaults fills unset fields with their documented defaults.
+// Defaults fills unset fields with their documented defaults, and trims the webhook secrets of
+// surrounding white space as their environment variable is: a YAML block scalar or a secret
+// file keeps a trailing newline that GitHub's secret does not have, and every delivery would
+// fail its signature check.
 func (c *Config) Defaults() {
+	for i, s := range c.WebhookSecrets {
+		c.WebhookSecrets[i] = strings.TrimSpace(s)
+	}
 	if c.APIURL == "" {
 		c.APIURL = DefaultAPIURL
 	}
