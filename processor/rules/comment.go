@@ -62,7 +62,8 @@ func (r *Rule) target(in *Input, step string) (owner, repo string, num int, err 
 	return owner, repo, in.IssueNumber, nil
 }
 
-// postComment posts (append) or creates-or-edits (upsert) the rule's comment and returns its id.
+// postComment posts (append) or creates-or-edits (upsert) the rule's comment and returns its id,
+// 0 when the body rendered blank and nothing was posted.
 // Before posting it looks for the comment by its marker, so a retry after a crash between
 // posting and recording does not post twice.
 func (r *Rule) postComment(ctx context.Context, in *Input, data *TemplateData, deps Deps) (int64, error) {
@@ -76,6 +77,10 @@ func (r *Rule) postComment(ctx context.Context, in *Input, data *TemplateData, d
 	text, err := render(r.commentBody, data)
 	if err != nil {
 		return 0, planner.Permanent(err)
+	}
+	if strings.TrimSpace(text) == "" {
+		// Only the hidden marker would show: a blank comment. Nothing to say, nothing posted.
+		return 0, nil
 	}
 	marker := UpsertMarker(r.cfg.Name)
 	if r.cfg.Comment.Mode == ModeAppend {

@@ -80,7 +80,8 @@ type HTTPConfig struct {
 // CommentConfig is a rule's comment step.
 type CommentConfig struct {
 	// Body is a template for the comment. Required. Bodies over GitHub's limit (65536
-	// characters) are cut, with a note.
+	// characters) are cut, with a note. A body that renders blank (e.g. {{ .Run.Stdout }} of a
+	// command that printed nothing) posts nothing and leaves an earlier upsert comment as it was.
 	Body string `yaml:"body"`
 	// Mode is "upsert" (default): one comment per rule per issue, edited in place; or "append":
 	// a new comment each time the rule runs.

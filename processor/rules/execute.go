@@ -84,7 +84,8 @@ type Result struct {
 	Plan   []PlannedStep // dry runs only
 	Run    *RunOutput    // the run step's output (fresh or reused)
 	HTTP   *HTTPOutput   // the http step's response (fresh or reused)
-	// CommentID is the comment posted or edited; 0 when the rule has no comment step.
+	// CommentID is the comment posted or edited; 0 when the rule has no comment step or its
+	// body rendered blank.
 	CommentID int64
 	// Reused lists the steps whose recorded result was taken from the ledger instead of being
 	// done again.
@@ -161,6 +162,9 @@ func (x *execution) steps() error {
 		var rec commentRecord
 		err := x.step(LedgerComment, &rec, func() (any, error) {
 			id, err := x.r.postComment(x.ctx, x.in, x.data, x.deps)
+			if err == nil && id == 0 {
+				x.log.Info().Str("step", LedgerComment).Msg("the comment body rendered blank; nothing posted")
+			}
 			return commentRecord{ID: id}, err
 		})
 		x.res.CommentID = rec.ID
@@ -268,6 +272,12 @@ func (x *execution) releaseSlot() {
 func (r *Rule) data(in *Input) *TemplateData {
 	return &TemplateData{
 		Event: in.Event, Action: in.Action, Delivery: in.Delivery, Repository: in.Repository,
-		Sender: in.Sender, Rule: r.cfg.Name, IssueNumber: in.IssueNumber, Payload: in.Decoded,
+		Sender: in.Sender, Rule: r.cfg.Name, IssueNumber: in.IssueNumber, Payload: templatePayload(in.Decoded),
 	}
+}
+
+// templatePayload is the decoded payload as templates see it (templateValue).
+func templatePayload(p map[string]any) map[string]any {
+	m, _ := templateValue(p).(map[string]any)
+	return m
 }

@@ -167,6 +167,25 @@ rules:
 		}
 	})
 
+	t.Run("an agent that prints nothing posts no blank comment", func(t *testing.T) {
+		t.Parallel()
+		// Only the hidden marker would show: an empty comment by the bot on the issue.
+		r := load(t, "rules:\n- name: quiet\n  on: [issues]\n  run: {command: ["+fmt.Sprintf("%q", script(t, "echo"))+"]}\n"+
+			"  comment: {body: \"{{ .Run.Stdout }}\\n\"}\n  labels: {add: [seen]}\n", Options{}).Rule("quiet")
+		gh, ledger := newFakeGitHub(), newLedger()
+		res, err := r.Execute(ctx, input(t, "issues.opened", nil), Deps{GitHub: gh, Ledger: ledger})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, creates, edits := gh.snapshot(); creates != 0 || edits != 0 || res.CommentID != 0 || !gh.labels["seen"] {
+			t.Fatalf("creates %d edits %d result %+v labels %v", creates, edits, res, gh.labels)
+		}
+		plan, err := load(t, "rules:\n- name: quiet\n  on: [issues]\n  comment: {body: '{{ .Payload.issue.nosuch | default \"\" }}'}\n", Options{}).Plan(input(t, "issues.opened", nil))
+		if err != nil || !strings.Contains(plan[0].Steps[0].Summary, "nothing would be posted") {
+			t.Fatalf("plan %+v %v", plan, err)
+		}
+	})
+
 	t.Run("dry run has no effects", func(t *testing.T) {
 		t.Parallel()
 		p, cf := agent(t)

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hookd/hookd/planner"
 )
@@ -86,7 +87,7 @@ func (r *Rule) httpRequest(ctx context.Context, data *TemplateData, deps Deps) (
 	}
 }
 
-// buildRequest renders the request; where names it for errors without query or credentials.
+// buildRequest renders the request; where names it for messages (safeURL: no credentials).
 func (r *Rule) buildRequest(data *TemplateData) (*http.Request, string, error) {
 	h := r.cfg.HTTP
 	raw, err := render(r.httpURL, data)
@@ -94,8 +95,11 @@ func (r *Rule) buildRequest(data *TemplateData) (*http.Request, string, error) {
 		return nil, "", planner.Permanent(err)
 	}
 	u, err := url.Parse(strings.TrimSpace(raw))
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, "", planner.Permanent(fmt.Errorf("rules[%s].http.url: rendered %q is not an http(s) URL", r.cfg.Name, safeURL(u)))
+	if err != nil {
+		return nil, "", planner.Permanent(fmt.Errorf("rules[%s].http.url: the rendered URL does not parse: %v (a value from the event may hold a line break or control character: escape it with urlquery)", r.cfg.Name, scrubURLError(err)))
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, "", planner.Permanent(fmt.Errorf("rules[%s].http.url: rendered %q is not an http(s) URL (want http:// or https:// and a host)", r.cfg.Name, safeURL(u)))
 	}
 	where := h.Method + " " + safeURL(u)
 	body, err := render(r.httpBody, data)
@@ -124,14 +128,32 @@ func (r *Rule) buildRequest(data *TemplateData) (*http.Request, string, error) {
 	return req, where, nil
 }
 
-// safeURL is u without user info and query, for messages.
+// secretSegment is the length from which a URL path segment is left out of messages.
+const secretSegment = 16
+
+// safeURL is u for messages (logs, errors, dead-letter headers): without user info, query and
+// fragment, and with every path segment of secretSegment or more characters replaced by "…",
+// since webhook URLs carry their secret in the path (Slack's /services/T…/B…/<secret>,
+// Discord's /api/webhooks/<id>/<token>).
 func safeURL(u *url.URL) string {
 	if u == nil {
 		return ""
 	}
-	c := *u
-	c.User, c.RawQuery, c.Fragment = nil, "", ""
-	return c.String()
+	segs := strings.Split(u.Path, "/")
+	for i, s := range segs {
+		if utf8.RuneCountInString(s) >= secretSegment {
+			segs[i] = "…"
+		}
+	}
+	var b strings.Builder
+	if u.Scheme != "" {
+		b.WriteString(u.Scheme + ":")
+	}
+	if u.Host != "" {
+		b.WriteString("//" + u.Host)
+	}
+	b.WriteString(strings.Join(segs, "/"))
+	return b.String()
 }
 
 // scrubURLError drops the URL (which may carry a query secret) from a client error.

@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/hookd/hookd/planner"
 )
@@ -174,6 +177,62 @@ rules:
 		t.Cleanup(srv.Close)
 		_, err := rule(t, srv.URL, Options{}).Execute(ctx, input(t, "issues.opened", nil), Deps{})
 		if c, _ := planner.Classify(err, time.Now()); c != planner.PermanentClass || !strings.Contains(err.Error(), "TLS certificate does not verify") {
+			t.Fatalf("err %v class %v", err, c)
+		}
+	})
+
+	t.Run("a template on .HTTP.JSON says why the response was not decoded", func(t *testing.T) {
+		t.Parallel()
+		for _, tc := range []struct {
+			name, body string
+			max        int
+			want       string
+		}{
+			// Ollama without "stream": false answers with one JSON object per line.
+			{"streamed", "{\"response\":\"a\"}\n{\"response\":\"b\",\"done\":true}\n", 0, "response (status 200, 46 bytes) is not one JSON value"},
+			{"over the cap", `{"response":"` + strings.Repeat("a", 100) + `"}`, 64, "cut at the 64-byte cap"},
+		} {
+			srv, ch := server(t, 200, map[string]string{"Content-Type": "application/x-ndjson"}, tc.body)
+			r := load(t, "rules:\n- name: explain\n  on: [issues]\n  http: {url: '"+srv.URL+"', body: '{}'}\n  comment: {body: '{{ .HTTP.JSON.response }}'}\n",
+				Options{MaxHTTPBody: tc.max}).Rule("explain")
+			_, err := r.Execute(ctx, input(t, "issues.opened", nil), Deps{GitHub: newFakeGitHub()})
+			<-ch
+			if c, _ := planner.Classify(err, time.Now()); c != planner.PermanentClass || !strings.Contains(err.Error(), tc.want) ||
+				!strings.Contains(err.Error(), ".HTTP.JSON is empty") {
+				t.Errorf("%s: err %v class %v, want it to say %q", tc.name, err, c, tc.want)
+			}
+		}
+	})
+
+	t.Run("a secret in a webhook URL's path stays out of errors and dry runs", func(t *testing.T) {
+		t.Parallel()
+		// Slack and Discord incoming webhooks carry their secret in the path.
+		const secret = "Xq7RkT2mNc9LpW4sVb8ZhJ3d"
+		srv, ch := server(t, http.StatusNotFound, nil, "no_service")
+		yml := "rules:\n- name: notify\n  on: [issues]\n  dry_run: %v\n  http: {url: '" + srv.URL + "/services/T0001/B0001/" + secret + "?x=1', body: '{}'}\n" +
+			"  comment: {body: 'sent: {{ .HTTP.Body }}'}\n"
+		_, err := load(t, fmt.Sprintf(yml, false), Options{}).Rule("notify").Execute(ctx, input(t, "issues.opened", nil), Deps{})
+		<-ch
+		if c, _ := planner.Classify(err, time.Now()); c != planner.PermanentClass || strings.Contains(err.Error(), secret) ||
+			!strings.Contains(err.Error(), "POST "+srv.URL+"/services/T0001/B0001/…: status 404: no_service") {
+			t.Fatalf("err %v class %v", err, c)
+		}
+		var logs bytes.Buffer
+		res, err := load(t, fmt.Sprintf(yml, true), Options{}).Rule("notify").Execute(ctx, input(t, "issues.opened", nil), Deps{Log: zerolog.New(&logs)})
+		if err != nil || !res.DryRun {
+			t.Fatalf("dry run: %v %+v", err, res)
+		}
+		if strings.Contains(logs.String(), secret) || !strings.Contains(logs.String(), "/services/T0001/B0001/…") {
+			t.Fatalf("dry-run log:\n%s", logs.String())
+		}
+	})
+
+	t.Run("a rendered URL that does not parse says why", func(t *testing.T) {
+		t.Parallel()
+		r := load(t, "rules:\n- name: u\n  on: [issues]\n  http: {url: 'http://example.com/a{{ \"\\n\" }}b?key=secret'}\n", Options{}).Rule("u")
+		_, err := r.Execute(ctx, input(t, "issues.opened", nil), Deps{})
+		if c, _ := planner.Classify(err, time.Now()); c != planner.PermanentClass ||
+			!strings.Contains(err.Error(), "does not parse: net/url: invalid control character in URL") || strings.Contains(err.Error(), "secret") {
 			t.Fatalf("err %v class %v", err, c)
 		}
 	})

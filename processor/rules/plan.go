@@ -74,14 +74,17 @@ func (r *Rule) planSteps(in *Input) []PlannedStep {
 	}
 	if h := c.HTTP; h != nil {
 		s := PlannedStep{Step: LedgerHTTP}
-		if _, where, err := r.buildRequest(data); err != nil {
-			s.Summary, s.Err = h.Method+" "+h.URL, err.Error()
+		// The summary is logged by dry runs: the URL as safeURL shows it, never the template's text.
+		_, where, err := r.buildRequest(data)
+		if err != nil {
+			where = h.Method + " (http.url)"
+			s.Summary, s.Err = where, err.Error()
 		} else {
 			s.Summary = where + fmt.Sprintf(" (timeout %s)", h.Timeout)
 			s.Detail, _ = render(r.httpBody, data)
 		}
 		steps = append(steps, s)
-		data.HTTP = HTTPOutput{Status: 200, Body: "(response of " + h.Method + " " + h.URL + ")", JSON: map[string]any{}}
+		data.HTTP = HTTPOutput{Status: 200, Body: "(response of " + where + ")", JSON: map[string]any{}}
 	}
 	if cm := c.Comment; cm != nil {
 		s := PlannedStep{Step: LedgerComment, Summary: fmt.Sprintf("comment (%s) on %s#%d", cm.Mode, in.Repository, in.IssueNumber)}
@@ -91,6 +94,8 @@ func (r *Rule) planSteps(in *Input) []PlannedStep {
 		body, err := render(r.commentBody, data)
 		if err != nil {
 			s.Err = err.Error()
+		} else if strings.TrimSpace(body) == "" {
+			s.Summary += ": the body renders blank, so nothing would be posted"
 		}
 		s.Detail = body
 		steps = append(steps, s)

@@ -4,13 +4,21 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"reflect"
+	"strconv"
 	"strings"
 	"text/template"
 	"unicode/utf8"
 )
 
 // TemplateData is what templates (http.url, http.headers, http.body, comment.body) see.
+//
+// JSON values (Payload, HTTP.JSON) print as they read in the JSON: a number as JSON writes it
+// ({{ .Payload.issue.id }} is 444500041, not 4.44500041e+08), null as nothing (an issue opened
+// without a description has "body": null; {{ .Payload.issue.body }} prints "", and null is
+// false in {{ if }} and empty for default). A key the JSON does not have prints "<no value>"
+// (Go templates); guard with {{ if .Payload.x }} or {{ default "" .Payload.x }}.
 type TemplateData struct {
 	Event       string         // webhook event name, e.g. "issues"
 	Action      string         // payload action, e.g. "opened"; empty when the event has none
@@ -171,9 +179,79 @@ func render(t *template.Template, data *TemplateData) (string, error) {
 	if t == nil {
 		return "", nil
 	}
+	d := *data
+	if d.HTTP.JSON != nil { // nil: the response was not JSON
+		d.HTTP.JSON = templateValue(d.HTTP.JSON)
+	}
 	var b strings.Builder
-	if err := t.Execute(&b, data); err != nil {
-		return "", fmt.Errorf("%s: %w", t.Name(), err)
+	if err := t.Execute(&b, &d); err != nil {
+		return "", fmt.Errorf("%s: %w%s", t.Name(), err, jsonHint(data, err))
 	}
 	return b.String(), nil
+}
+
+// jsonNumber is a JSON number in template data. Its kind is still float64 (comparisons such as
+// {{ if gt .Payload.issue.comments 0.0 }} work as on the decoded JSON); it prints as JSON writes
+// it, where text/template would print a float64 with an exponent from a million up.
+type jsonNumber float64
+
+// String formats n as encoding/json does.
+func (n jsonNumber) String() string {
+	f := float64(n)
+	if a := math.Abs(f); a != 0 && (a < 1e-6 || a >= 1e21) {
+		s := strconv.FormatFloat(f, 'e', -1, 64)
+		if n := len(s); n >= 4 && s[n-4] == 'e' && s[n-3] == '-' && s[n-2] == '0' {
+			s = s[:n-2] + s[n-1:] // e-07 → e-7
+		}
+		return s
+	}
+	return strconv.FormatFloat(f, 'f', -1, 64)
+}
+
+// jsonNull is a JSON null in template data, as a nil jsonNull: it prints as nothing, is false
+// in {{ if }} and {{ with }}, ranges over nothing, is empty for default and null again for the
+// json helper, where a bare nil would print "<no value>". (A slice: a nil pointer would make
+// {{ range }} fail.)
+type jsonNull []any
+
+// String is empty: null prints as nothing.
+func (jsonNull) String() string { return "" }
+
+// templateValue returns a copy of decoded JSON v with numbers as jsonNumber and nulls as
+// jsonNull(nil), for templates. The decoded payload itself is shared with the CEL conditions
+// and left as it is.
+func templateValue(v any) any {
+	switch v := v.(type) {
+	case nil:
+		return jsonNull(nil)
+	case float64:
+		return jsonNumber(v)
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, e := range v {
+			out[k] = templateValue(e)
+		}
+		return out
+	case []any:
+		out := make([]any, len(v))
+		for i, e := range v {
+			out[i] = templateValue(e)
+		}
+		return out
+	}
+	return v
+}
+
+// jsonHint explains a template error on .HTTP.JSON when the http step's response was not
+// decoded: the template error alone ("nil pointer evaluating interface {}.response") does not
+// say why.
+func jsonHint(data *TemplateData, err error) string {
+	h := data.HTTP
+	if h.Status == 0 || h.JSON != nil || !strings.Contains(err.Error(), ".HTTP.JSON") {
+		return ""
+	}
+	if h.Truncated {
+		return fmt.Sprintf(" (the http step's response was cut at the %d-byte cap, so it was not decoded and .HTTP.JSON is empty; ask the endpoint for less, or use .HTTP.Body)", len(h.Body))
+	}
+	return fmt.Sprintf(" (the http step's response (status %d, %d bytes) is not one JSON value, so .HTTP.JSON is empty; use .HTTP.Body, or make the endpoint answer with JSON, e.g. \"stream\": false for Ollama)", h.Status, len(h.Body))
 }
