@@ -394,15 +394,26 @@ func TestExamples(t *testing.T) {
 			setPath(p, "issue.labels", ls)
 		}
 	}
+	// added sets the label an issues.labeled delivery is about, after labels.
+	added := func(name string, labels func(map[string]any)) func(map[string]any) {
+		return func(p map[string]any) {
+			labels(p)
+			setPath(p, "label", map[string]any{"name": name})
+		}
+	}
 	for name, tc := range map[string]struct {
 		in   Input
 		want []string
 	}{
 		"first-timer": {input(t, "issues.opened", func(p map[string]any) { setPath(p, "issue.author_association", "NONE") }),
 			[]string{"greet-first-timers"}},
-		"owner opens an issue":  {input(t, "issues.opened", nil), []string{}},
-		"needs-triage label":    {input(t, "issues.labeled", label("needs-triage")), []string{"triage"}},
-		"already triaged":       {input(t, "issues.labeled", label("needs-triage", "triaged")), []string{}},
+		"owner opens an issue": {input(t, "issues.opened", nil), []string{}},
+		"needs-triage label":   {input(t, "issues.labeled", added("needs-triage", label("needs-triage"))), []string{"triage"}},
+		"already triaged":      {input(t, "issues.labeled", added("needs-triage", label("needs-triage", "triaged"))), []string{}},
+		"opened needs-triage":  {input(t, "issues.opened", label("needs-triage")), []string{"triage"}},
+		// GitHub sends a delivery per label added: bug's, on an issue labelled needs-triage and
+		// bug at once, must not run the triage a second time.
+		"bug with needs-triage": {input(t, "issues.labeled", added("bug", label("needs-triage", "bug"))), []string{}},
 		"demo label":            {input(t, "issues.labeled", label("hookd-demo")), []string{"echo-demo"}},
 		"/explain":              {input(t, "issue_comment.created", func(p map[string]any) { setPath(p, "comment.body", "/explain") }), []string{"explain"}},
 		"docs pull request":     {input(t, "pull_request.opened", func(p map[string]any) { setPath(p, "pull_request.title", "docs: typo") }), []string{"label-docs-prs"}},
