@@ -80,7 +80,7 @@ func RetryAfter(err error, d time.Duration) error {
 
 // Classify returns err's class and the server's wait hint (zero when there is none). Explicit
 // marks (Permanent, Transient, RetryAfter) win; then go-github's rate-limit errors (primary: wait
-// until the reset; secondary: Retry-After), HTTP statuses (5xx and 429 transient, waiting their
+// until the reset; secondary: Retry-After), HTTP statuses (5xx, 429 and 408 transient, waiting their
 // Retry-After in seconds or as an HTTP-date; other 4xx permanent), and network errors
 // (transient). now is used to turn a reset time or a date into a wait.
 func Classify(err error, now time.Time) (Class, time.Duration) {
@@ -132,7 +132,7 @@ func Classify(err error, now time.Time) (Class, time.Duration) {
 func classifyStatus(resp *http.Response, now time.Time) (Class, time.Duration) {
 	switch {
 	case resp.StatusCode == http.StatusTooManyRequests:
-		if d := parseRetryAfter(resp.Header.Get("Retry-After"), now); d > 0 {
+		if d := ParseRetryAfter(resp.Header.Get("Retry-After"), now); d > 0 {
 			return TransientClass, d
 		}
 		// GitHub answers its primary rate limit with 403 or 429 and x-ratelimit-remaining 0:
@@ -147,17 +147,17 @@ func classifyStatus(resp *http.Response, now time.Time) (Class, time.Duration) {
 	case resp.StatusCode == http.StatusRequestTimeout: // the server gave up waiting: try again
 		return TransientClass, 0
 	case resp.StatusCode >= 500:
-		return TransientClass, parseRetryAfter(resp.Header.Get("Retry-After"), now)
+		return TransientClass, ParseRetryAfter(resp.Header.Get("Retry-After"), now)
 	case resp.StatusCode >= 400:
 		return PermanentClass, 0
 	}
 	return Unknown, 0
 }
 
-// parseRetryAfter reads a Retry-After header in either of its forms, delay-seconds or an
+// ParseRetryAfter reads a Retry-After header in either of its forms, delay-seconds or an
 // HTTP-date (RFC 9110, section 10.2.3). Missing, malformed, zero, negative and past values give
 // 0; a number of seconds too large for a time.Duration gives the largest one.
-func parseRetryAfter(v string, now time.Time) time.Duration {
+func ParseRetryAfter(v string, now time.Time) time.Duration {
 	v = strings.TrimSpace(v)
 	if v == "" {
 		return 0

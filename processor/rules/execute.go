@@ -99,7 +99,7 @@ var ErrNoIssue = errors.New("the event has no issue or pull request")
 // Execute runs the rule's steps for in, in order: run, http, comment, labels. A step whose
 // result the ledger holds is not done again (its recorded output feeds the templates). Errors
 // carry retry classes for the processor's policy (planner.Classify): configuration and template
-// errors and 4xx responses are permanent, timeouts, 5xx and 429 transient, a command's non-zero
+// errors and 4xx responses are permanent, timeouts, 5xx, 429 and 408 transient, a command's non-zero
 // exit unclassified (exit 75 transient). A dry-run rule only logs its plan. Execute does not
 // check that the rule matches in: call it with what Match returned.
 func (r *Rule) Execute(ctx context.Context, in Input, deps Deps) (Result, error) {

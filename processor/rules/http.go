@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -19,7 +18,7 @@ import (
 
 var errHTTPTimeout = errors.New("http step timed out")
 
-// httpRequest sends the rule's request. 2xx is success; 5xx and 429 are transient (honouring
+// httpRequest sends the rule's request. 2xx is success; 5xx, 429 and 408 are transient (honouring
 // Retry-After), other statuses permanent, redirects (not followed) included; network errors and
 // timeouts transient, a certificate that does not verify permanent.
 func (r *Rule) httpRequest(ctx context.Context, data *TemplateData, deps Deps) (HTTPOutput, error) {
@@ -77,9 +76,10 @@ func (r *Rule) httpRequest(ctx context.Context, data *TemplateData, deps Deps) (
 		err = fmt.Errorf("%s: status %d, redirected to %q: hookd does not follow redirects; set http.url to the address it redirects to", where, resp.StatusCode, safeURL(loc))
 	}
 	switch {
-	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
-		if secs, perr := strconv.Atoi(resp.Header.Get("Retry-After")); perr == nil && secs > 0 {
-			return out, planner.RetryAfter(err, time.Duration(secs)*time.Second)
+	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusRequestTimeout || resp.StatusCode >= 500:
+		// Transient as planner.Classify has them; Retry-After in seconds or as an HTTP-date.
+		if d := planner.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); d > 0 {
+			return out, planner.RetryAfter(err, d)
 		}
 		return out, planner.Transient(err)
 	default:

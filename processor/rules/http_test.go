@@ -79,6 +79,7 @@ rules:
 		"4xx is permanent":                {404, nil, planner.PermanentClass, 0},
 		"422 is permanent":                {422, nil, planner.PermanentClass, 0},
 		"500 with Retry-After is honored": {500, map[string]string{"Retry-After": "3"}, planner.TransientClass, 3 * time.Second},
+		"408 is transient":                {408, nil, planner.TransientClass, 0},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
@@ -95,6 +96,16 @@ rules:
 			}
 		})
 	}
+
+	t.Run("Retry-After as an HTTP-date is honored", func(t *testing.T) {
+		t.Parallel()
+		at := time.Now().Add(time.Minute).UTC().Format(http.TimeFormat)
+		srv, _ := server(t, 503, map[string]string{"Retry-After": at}, `{"error":"busy"}`)
+		_, err := rule(t, srv.URL, Options{}).Execute(ctx, input(t, "issues.opened", nil), Deps{})
+		if c, w := planner.Classify(err, time.Now()); c != planner.TransientClass || w < 55*time.Second || w > time.Minute {
+			t.Errorf("class %v wait %s, want transient and about a minute", c, w)
+		}
+	})
 
 	t.Run("body over the cap is truncated and not parsed", func(t *testing.T) {
 		t.Parallel()
