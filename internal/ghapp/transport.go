@@ -101,17 +101,22 @@ func (t skewRetry) RoundTrip(req *http.Request) (*http.Response, error) {
 		!t.signer.adjust(resp.Header.Get("Date")) {
 		return resp, err
 	}
-	retry := req.Clone(req.Context())
+	return resend(t.next, req, req.Clone(req.Context()), resp)
+}
+
+// resend sends retry, a copy of req, in place of the answer resp, with req's body rewound; it
+// returns resp as it is when the body cannot be rewound.
+func resend(next http.RoundTripper, req, retry *http.Request, resp *http.Response) (*http.Response, error) {
 	if req.GetBody != nil {
-		body, berr := req.GetBody()
-		if berr != nil {
+		body, err := req.GetBody()
+		if err != nil {
 			return resp, nil
 		}
 		retry.Body = body
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
-	return t.next.RoundTrip(retry)
+	return next.RoundTrip(retry)
 }
 
 // tokenSource holds one installation's token: minted on first use, reused, replaced
@@ -198,17 +203,7 @@ func (t *installationTransport) RoundTrip(req *http.Request) (*http.Response, er
 	if terr != nil {
 		return resp, nil // the 401 says more than the failed mint
 	}
-	retry := authorized(req, token)
-	if req.GetBody != nil {
-		body, berr := req.GetBody()
-		if berr != nil {
-			return resp, nil
-		}
-		retry.Body = body
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return t.next.RoundTrip(retry)
+	return resend(t.next, req, authorized(req, token), resp)
 }
 
 // authorized is a copy of req carrying token (RoundTrippers must not modify their request).
