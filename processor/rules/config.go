@@ -28,7 +28,9 @@ type RuleConfig struct {
 	// false: only webhook deliveries (and replays) trigger it.
 	Reconcile bool `yaml:"reconcile"`
 	// Concurrency caps how many executions of this rule run at once across the whole deployment.
-	// Default 0: unlimited.
+	// An execution waits for a free slot only as long as still leaves its steps their whole
+	// timeouts (about 2 minutes); then its event is handed back and tried again 30s later, in
+	// its repository's order. Default 0: unlimited.
 	Concurrency int `yaml:"concurrency"`
 	// DryRun logs what the rule would do and does nothing. Default false.
 	DryRun bool `yaml:"dry_run"`

@@ -14,7 +14,9 @@
 // instead of running the agent again, and never posts a comment twice (comments also carry a
 // hidden marker, `<!-- hookd:rule=<name> -->`, found again after a crash between posting and
 // recording). A rule's `concurrency` is enforced across the whole deployment by a JetStream KV
-// semaphore (KVSemaphore) whose leases expire on the server when a holder dies.
+// semaphore (KVSemaphore) whose leases expire on the server when a holder dies. An execution
+// waits for a slot only while its steps would still get their whole timeouts, then hands its
+// event back (ErrSlotsBusy, retried after SlotRetry) rather than run late and be cut short.
 //
 // The package talks to the outside world through narrow interfaces declared here: GitHub (five
 // issue methods; GitHubClient adapts a go-github client), Ledger, TokenSource and Semaphore. It

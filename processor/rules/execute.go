@@ -59,11 +59,12 @@ type TokenSource interface {
 }
 
 // Semaphore bounds how many holders of name run at once (KVSemaphore across a deployment).
-// Acquire blocks until a slot is free or ctx ends; the returned context is ctx, cancelled as
-// well if the slot is lost (its lease could not be renewed); release frees the slot and may be
-// called more than once.
+// Acquire blocks until a slot is free, ctx ends, or waitUntil passes (zero: no bound), when it
+// returns an error wrapping ErrSlotsBusy; the returned context is ctx, cancelled as well if the
+// slot is lost (its lease could not be renewed); release frees the slot and may be called more
+// than once.
 type Semaphore interface {
-	Acquire(ctx context.Context, name string, limit int) (held context.Context, release func(), err error)
+	Acquire(ctx context.Context, name string, limit int, waitUntil time.Time) (held context.Context, release func(), err error)
 }
 
 // Deps are the outside world a rule acts on.
@@ -253,7 +254,18 @@ func (x *execution) acquire() error {
 		return planner.Permanent(fmt.Errorf("rules[%s].concurrency: no semaphore configured; this is a wiring bug in hookd", x.r.cfg.Name))
 	}
 	start := time.Now()
-	held, release, err := x.deps.Semaphore.Acquire(x.ctx, x.r.cfg.Name, x.r.cfg.Concurrency)
+	// Wait no longer than leaves the steps their whole timeouts before the handler's own runs
+	// out: a run that got its slot late would be cut short and done again from the start.
+	var waitUntil time.Time
+	if dl, ok := x.ctx.Deadline(); ok {
+		waitUntil = dl.Add(-x.r.stepTimeouts())
+	}
+	held, release, err := x.deps.Semaphore.Acquire(x.ctx, x.r.cfg.Name, x.r.cfg.Concurrency, waitUntil)
+	if errors.Is(err, ErrSlotsBusy) {
+		// Handed back rather than holding a processor worker: the event tries again later, in
+		// its tenant's order.
+		return planner.RetryAfter(fmt.Errorf("rules[%s].concurrency: %w; the event is tried again in %s", x.r.cfg.Name, err, SlotRetry), SlotRetry)
+	}
 	if err != nil {
 		return fmt.Errorf("rules[%s].concurrency: acquire a slot: %w", x.r.cfg.Name, err)
 	}
@@ -261,6 +273,10 @@ func (x *execution) acquire() error {
 	x.ctx, x.release = held, release
 	return nil
 }
+
+// SlotRetry is how long an event whose rule found every concurrency slot taken waits before it
+// tries again.
+const SlotRetry = 30 * time.Second
 
 func (x *execution) releaseSlot() {
 	if x.release != nil {

@@ -49,8 +49,18 @@ func Register(mux *processor.Mux, e *Engine, d HandlerDeps) error {
 	return nil
 }
 
-// timeout is the handler timeout a rule needs: its steps' timeouts plus a margin for GitHub calls.
+// timeout is the handler timeout a rule needs: its steps' timeouts plus a margin for GitHub calls
+// (and for waiting for a concurrency slot).
 func (r *Rule) timeout() time.Duration {
+	t := r.stepTimeouts()
+	if t == 0 {
+		return 0
+	}
+	return t + 2*time.Minute
+}
+
+// stepTimeouts is the sum of the rule's run and http step timeouts.
+func (r *Rule) stepTimeouts() time.Duration {
 	var t time.Duration
 	if r.cfg.Run != nil {
 		t += r.cfg.Run.Timeout
@@ -58,10 +68,7 @@ func (r *Rule) timeout() time.Duration {
 	if r.cfg.HTTP != nil {
 		t += r.cfg.HTTP.Timeout
 	}
-	if t == 0 {
-		return 0
-	}
-	return t + 2*time.Minute
+	return t
 }
 
 type inputKey struct{}

@@ -151,6 +151,25 @@ env | sort
 		}
 	})
 
+	t.Run("every slot taken until the steps' time would run short: handed back, not run late", func(t *testing.T) {
+		t.Parallel()
+		r := runRule(t, "echo ran\n", "  concurrency: 1\n", Options{})
+		sem := &busySemaphore{}
+		deadline := time.Now().Add(r.timeout())
+		hctx, cancel := context.WithDeadline(ctx, deadline)
+		defer cancel()
+		res, err := r.Execute(hctx, input(t, "issues.opened", nil), Deps{Semaphore: sem})
+		if c, w := planner.Classify(err, time.Now()); !errors.Is(err, ErrSlotsBusy) || c != planner.TransientClass || w != SlotRetry {
+			t.Fatalf("err %v class %v wait %s, want transient, tried again in %s", err, c, w, SlotRetry)
+		}
+		if want := deadline.Add(-r.cfg.Run.Timeout); !sem.waitUntil.Equal(want) {
+			t.Errorf("waited until %s, want %s: the handler's deadline less the run's timeout", sem.waitUntil, want)
+		}
+		if res.Run != nil && res.Run.Stdout != "" {
+			t.Errorf("the command ran: %+v", res.Run)
+		}
+	})
+
 	t.Run("output over the cap is truncated, not failed", func(t *testing.T) {
 		t.Parallel()
 		r := runRule(t, "printf '%01000d' 0; printf 'é'; printf '%04000d' 0; head -c 3000 /dev/zero >&2\n", "",
@@ -279,11 +298,19 @@ echo "my token is $GITHUB_TOKEN"
 	})
 }
 
+// busySemaphore has every slot taken: Acquire records its wait bound and gives up at once.
+type busySemaphore struct{ waitUntil time.Time }
+
+func (s *busySemaphore) Acquire(_ context.Context, name string, _ int, waitUntil time.Time) (context.Context, func(), error) {
+	s.waitUntil = waitUntil
+	return nil, nil, fmt.Errorf("all slots of %s taken: %w", name, ErrSlotsBusy)
+}
+
 // losingSemaphore grants every slot and loses it after a while, as KVSemaphore does when its
 // lease cannot be renewed.
 type losingSemaphore struct{ after time.Duration }
 
-func (s losingSemaphore) Acquire(ctx context.Context, _ string, _ int) (context.Context, func(), error) {
+func (s losingSemaphore) Acquire(ctx context.Context, _ string, _ int, _ time.Time) (context.Context, func(), error) {
 	held, cancel := context.WithCancelCause(ctx)
 	t := time.AfterFunc(s.after, func() { cancel(ErrLeaseLost) })
 	return held, func() { t.Stop(); cancel(context.Canceled) }, nil

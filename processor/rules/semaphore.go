@@ -67,6 +67,9 @@ func (c SemaphoreConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
+// ErrSlotsBusy: Semaphore.Acquire's wait ended (waitUntil) with every slot still taken.
+var ErrSlotsBusy = errors.New("rules: every concurrency slot is taken")
+
 // ErrLeaseLost is the cause of a held context's cancellation when its slot could not be renewed
 // (another holder took it after it expired, or the broker was unreachable for a whole lease).
 var ErrLeaseLost = errors.New("rules: concurrency slot lost: its lease expired before it could be renewed")
@@ -112,9 +115,15 @@ type slotValue struct {
 }
 
 // Acquire waits for one of name's limit slots. See Semaphore. limit <= 0 means unlimited.
-func (s *KVSemaphore) Acquire(ctx context.Context, name string, limit int) (context.Context, func(), error) {
+func (s *KVSemaphore) Acquire(ctx context.Context, name string, limit int, waitUntil time.Time) (context.Context, func(), error) {
 	if limit <= 0 {
 		return ctx, func() {}, nil
+	}
+	var until <-chan time.Time
+	if !waitUntil.IsZero() {
+		t := time.NewTimer(time.Until(waitUntil))
+		defer t.Stop()
+		until = t.C
 	}
 	val, _ := json.Marshal(slotValue{Holder: s.cfg.Holder, Acquired: time.Now().UTC()})
 	// Watch before trying, so a slot freed between a failed try and the wait is not missed.
@@ -141,6 +150,9 @@ func (s *KVSemaphore) Acquire(ctx context.Context, name string, limit int) (cont
 		case <-ctx.Done():
 			t.Stop()
 			return nil, nil, fmt.Errorf("wait for a concurrency slot of %s (all %d taken): %w", name, limit, context.Cause(ctx))
+		case <-until:
+			t.Stop()
+			return nil, nil, fmt.Errorf("all %d concurrency slots of %s taken: %w", limit, name, ErrSlotsBusy)
 		case _, ok := <-updates:
 			if !ok {
 				updates = nil

@@ -40,7 +40,7 @@ func TestKVSemaphore(t *testing.T) {
 				defer wg.Done()
 				actx, cancel := context.WithTimeout(ctx, 15*time.Second)
 				defer cancel()
-				_, release, err := sems[i%3].Acquire(actx, "limited", 2)
+				_, release, err := sems[i%3].Acquire(actx, "limited", 2, time.Time{})
 				if err != nil {
 					errs <- err
 					return
@@ -66,18 +66,18 @@ func TestKVSemaphore(t *testing.T) {
 	t.Run("a waiter gets the slot when it is released", func(t *testing.T) {
 		t.Parallel()
 		s := newSem(t, "x", 5*time.Second)
-		_, release, err := s.Acquire(ctx, "one", 1)
+		_, release, err := s.Acquire(ctx, "one", 1, time.Time{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 		defer cancel()
-		if _, _, err := s.Acquire(short, "one", 1); !errors.Is(err, context.DeadlineExceeded) {
+		if _, _, err := s.Acquire(short, "one", 1, time.Time{}); !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("second holder: %v", err)
 		}
 		got := make(chan error, 1)
 		go func() {
-			_, rel, err := s.Acquire(ctx, "one", 1)
+			_, rel, err := s.Acquire(ctx, "one", 1, time.Time{})
 			if err == nil {
 				rel()
 			}
@@ -95,6 +95,33 @@ func TestKVSemaphore(t *testing.T) {
 		}
 	})
 
+	t.Run("a wait bound ends the wait with ErrSlotsBusy, the held context keeps ctx's deadline", func(t *testing.T) {
+		t.Parallel()
+		s := newSem(t, "bound", 5*time.Second)
+		_, release, err := s.Acquire(ctx, "bounded", 1, time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		if _, _, err := s.Acquire(ctx, "bounded", 1, start.Add(200*time.Millisecond)); !errors.Is(err, ErrSlotsBusy) {
+			t.Fatalf("all taken, wait bound passed: %v, want ErrSlotsBusy", err)
+		}
+		if _, _, err := s.Acquire(ctx, "bounded", 1, start.Add(-time.Second)); !errors.Is(err, ErrSlotsBusy) {
+			t.Fatalf("all taken, bound already past: %v, want ErrSlotsBusy", err)
+		}
+		release()
+		dctx, cancel := context.WithTimeout(ctx, time.Hour)
+		defer cancel()
+		held, rel, err := s.Acquire(dctx, "bounded", 1, time.Now().Add(-time.Second))
+		if err != nil {
+			t.Fatalf("a free slot with the bound past: %v, want it taken", err)
+		}
+		defer rel()
+		if dl, _ := held.Deadline(); dl.Before(time.Now().Add(59 * time.Minute)) {
+			t.Fatalf("held context's deadline %s: it must be ctx's, not the wait bound", dl)
+		}
+	})
+
 	t.Run("a dead holder's lease expires and is reclaimed", func(t *testing.T) {
 		t.Parallel()
 		s := newSem(t, "live", time.Second)
@@ -109,7 +136,7 @@ func TestKVSemaphore(t *testing.T) {
 		start := time.Now()
 		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
-		held, release, err := s.Acquire(actx, "crashy", 1)
+		held, release, err := s.Acquire(actx, "crashy", 1, time.Time{})
 		if err != nil {
 			t.Fatalf("slot not reclaimed: %v", err)
 		}
@@ -124,7 +151,7 @@ func TestKVSemaphore(t *testing.T) {
 		}
 		short, cancel2 := context.WithTimeout(ctx, 200*time.Millisecond)
 		defer cancel2()
-		if _, _, err := s.Acquire(short, "crashy", 1); err == nil {
+		if _, _, err := s.Acquire(short, "crashy", 1, time.Time{}); err == nil {
 			t.Fatal("renewed slot taken by another holder")
 		}
 	})
@@ -132,7 +159,7 @@ func TestKVSemaphore(t *testing.T) {
 	t.Run("a stolen slot cancels its holder", func(t *testing.T) {
 		t.Parallel()
 		s := newSem(t, "victim", time.Second)
-		held, release, err := s.Acquire(ctx, "stolen", 1)
+		held, release, err := s.Acquire(ctx, "stolen", 1, time.Time{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -156,7 +183,7 @@ func TestKVSemaphore(t *testing.T) {
 		s := newSem(t, "u", 5*time.Second)
 		newSem(t, "u2", 5*time.Second)
 		for range 3 {
-			if _, _, err := s.Acquire(ctx, "free", 0); err != nil {
+			if _, _, err := s.Acquire(ctx, "free", 0, time.Time{}); err != nil {
 				t.Fatal(err)
 			}
 		}
