@@ -55,6 +55,20 @@ func (e *env) lostIssues(n int) []string {
 	return guids
 }
 
+// lostIssuesApart opens n issues in acme/api a second apart (each its own updated_at) while
+// GitHub cannot deliver webhooks.
+func (e *env) lostIssuesApart(n int) {
+	e.t.Helper()
+	e.fake.SetWebhookOutage(true)
+	defer e.fake.SetWebhookOutage(false)
+	for range n {
+		if _, err := e.fake.OpenIssue("acme/api", "alice", "bug", ""); err != nil {
+			e.t.Fatal(err)
+		}
+		e.fake.Advance(time.Second)
+	}
+}
+
 // storedGUID reports whether the events stream holds a delivery with id guid.
 func (e *env) storedGUID(guid string) bool {
 	for _, m := range e.stored() {

@@ -213,14 +213,7 @@ func TestSweep(t *testing.T) {
 		t.Parallel()
 		e := setup(t, Config{})
 		const n = 2*perPage + 50
-		e.fake.SetWebhookOutage(true)
-		for range n {
-			if _, err := e.fake.OpenIssue("acme/api", "alice", "bug", ""); err != nil {
-				t.Fatal(err)
-			}
-			e.fake.Advance(time.Second)
-		}
-		e.fake.SetWebhookOutage(false)
+		e.lostIssuesApart(n) // every change is lost: only the sweep finds them
 		e.fake.Advance(e.svc.cfg.DriftMinAge)
 		// GitHub answers 502 to the listing's second page.
 		var lists atomic.Int32
@@ -254,14 +247,7 @@ func TestSweep(t *testing.T) {
 		t.Parallel()
 		e := setup(t, Config{})
 		const n = perPage + 50
-		e.fake.SetWebhookOutage(true) // every change is lost: only the sweep finds them
-		for range n {
-			if _, err := e.fake.OpenIssue("acme/api", "alice", "bug", ""); err != nil {
-				t.Fatal(err)
-			}
-			e.fake.Advance(time.Second)
-		}
-		e.fake.SetWebhookOutage(false)
+		e.lostIssuesApart(n) // every change is lost: only the sweep finds them
 		e.fake.Advance(e.svc.cfg.DriftMinAge)
 		// After the first page, issue 1 (read on it) is updated and moves to the listing's end.
 		var lists atomic.Int32
